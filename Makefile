@@ -1,0 +1,37 @@
+# Fresh-machine entry points. Each target bootstraps .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= fast
+ARGS   ?=
+
+.PHONY: help venv test lint conformance bench clean
+
+help:
+	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
+	@echo "make test          run the harness's own tests"
+	@echo "make lint          ruff"
+	@echo "make bench         benchmarks (simulated seconds per wall second, ...)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests benchmarks
+
+conformance: $(STAMP)
+	$(BIN)/harness conformance --profile $(PROFILE) $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/kpa_simulate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

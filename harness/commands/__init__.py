@@ -1,0 +1,1 @@
+"""One module per ``harness`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""
