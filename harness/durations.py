@@ -5,28 +5,70 @@ durations with Go's ``time.ParseDuration``; :func:`parse_duration` accepts the s
 grammar (a sequence of decimal numbers, each with a unit ``ns``, ``us``/``µs``,
 ``ms``, ``s``, ``m``, ``h``, an optional leading sign, and the bare ``0``), and
 :func:`format_duration` writes seconds back the way Go's ``Duration.String`` does.
+
+Go keeps a duration as whole nanoseconds in an int64; :func:`parse_duration_ns` does
+the same (fractions below a nanosecond are truncated, more than about 292 years is an
+overflow), so checks such as "whole seconds" are exact integer arithmetic.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from decimal import Decimal
 
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
+NS_PER_SECOND = 1_000_000_000
+MAX_NS = 2**63 - 1
+"""Largest Go ``time.Duration`` (about 292 years)."""
+
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,  # U+00B5 micro sign
+    "μs": 1_000,  # U+03BC Greek mu
+    "ms": 1_000_000,
+    "s": NS_PER_SECOND,
+    "m": 60 * NS_PER_SECOND,
+    "h": 3600 * NS_PER_SECOND,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_EXAMPLES = "(e.g. '90s', '1m30s', '30m')"
 
 
 class DurationError(ValueError):
     """A string that is not a Go duration."""
+
+
+def parse_duration_ns(text: str) -> int:
+    """Return the whole nanoseconds in a Go duration string, as Go's ``ParseDuration``.
+
+    >>> parse_duration_ns("1.5s")
+    1500000000
+    """
+    if not isinstance(text, str):
+        raise DurationError(f"{text!r} is not a duration string {_EXAMPLES}")
+    s = text
+    if not s:
+        raise DurationError(f"{text!r} is not a duration {_EXAMPLES}")
+    negative = False
+    if s[0] in "+-":
+        negative = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise DurationError(f"{text!r} is not a duration {_EXAMPLES}")
+    pos = 0
+    total = 0
+    while pos < len(s):
+        m = _PART.match(s, pos)
+        if not m:
+            raise DurationError(f"{text!r} is not a duration {_EXAMPLES}")
+        # Go truncates the fractional nanoseconds of each part.
+        total += int(Decimal(m.group(1)) * _UNITS_NS[m.group(2)])
+        if total > MAX_NS:
+            raise DurationError(f"{text!r} is out of range for a duration (at most ~292 years)")
+        pos = m.end()
+    return -total if negative else total
 
 
 def parse_duration(text: str) -> float:
@@ -37,54 +79,44 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("0")
     0.0
     """
-    if not isinstance(text, str):
-        raise DurationError(f"{text!r} is not a duration string (e.g. '90s', '1m30s')")
-    s = text.strip()
-    if s != text or not s:
-        raise DurationError(f"{text!r} is not a duration (e.g. '90s', '1m30s', '30m')")
-    sign = 1.0
-    if s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    pos = 0
-    total = 0.0
-    while pos < len(s):
-        m = _PART.match(s, pos)
-        if not m:
-            raise DurationError(f"{text!r} is not a duration (e.g. '90s', '1m30s', '30m')")
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos == 0:
-        raise DurationError(f"{text!r} is not a duration (e.g. '90s', '1m30s', '30m')")
-    return sign * total
+    return parse_duration_ns(text) / NS_PER_SECOND
 
 
 def format_duration(seconds: float) -> str:
-    """Write seconds as Go's ``Duration.String`` would (``90`` -> ``1m30s``, ``0`` -> ``0s``)."""
-    if seconds == 0:
+    """Write seconds as Go's ``Duration.String`` would (``90`` -> ``1m30s``, ``0`` -> ``0s``).
+
+    >>> format_duration(3600)
+    '1h0m0s'
+    >>> format_duration(0.0015)
+    '1.5ms'
+    """
+    return format_duration_ns(round(seconds * NS_PER_SECOND))
+
+
+def format_duration_ns(ns: int) -> str:
+    """Go's ``Duration.String`` for a whole number of nanoseconds."""
+    if ns == 0:
         return "0s"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds < 1:
-        for unit, scale in (("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-            if seconds >= scale:
-                return f"{sign}{_trim(seconds / scale)}{unit}"
-        return f"{sign}{_trim(seconds / 1e-9)}ns"
-    hours = int(seconds // 3600)
-    minutes = int((seconds - hours * 3600) // 60)
-    rest = seconds - hours * 3600 - minutes * 60
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < NS_PER_SECOND:
+        for unit, scale in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= scale:
+                return f"{sign}{_decimal(ns, scale)}{unit}"
+    hours, rest = divmod(ns, 3600 * NS_PER_SECOND)
+    minutes, rest = divmod(rest, 60 * NS_PER_SECOND)
     out = sign
     if hours:
         out += f"{hours}h"
     if hours or minutes:
         out += f"{minutes}m"
-    return out + f"{_trim(rest)}s"
+    return out + f"{_decimal(rest, NS_PER_SECOND)}s"
 
 
-def _trim(value: float) -> str:
-    value = round(value, 9)
-    if math.isclose(value, round(value)):
-        return str(int(round(value)))
-    return f"{value:.9f}".rstrip("0").rstrip(".")
+def _decimal(value: int, scale: int) -> str:
+    """``value / scale`` written exactly, without trailing zeros (``1500, 1000`` -> ``1.5``)."""
+    whole, frac = divmod(value, scale)
+    if not frac:
+        return str(whole)
+    digits = len(str(scale)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")

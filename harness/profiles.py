@@ -1,0 +1,344 @@
+"""Parameter profiles: the documented autoscaler settings of one platform, as a YAML file.
+
+A profile (``fixtures/profiles/<name>.yaml``) has four parts, all but ``name`` optional:
+
+* ``config-autoscaler``: the documented cluster ConfigMap, keys exactly as Knative
+  spells them (durations as Go strings, percentages as Knative takes them);
+* ``inferenceservice``: the documented predictor fields (``minReplicas``,
+  ``maxReplicas``, ``containerConcurrency``, ``scaleTarget``, ``scaleMetric``,
+  ``annotations``);
+* ``annotations``: revision annotations (``autoscaling.knative.dev/...``);
+* ``claims``: the documentation's prose, kept as claims (a ``quote`` and the numbers
+  in it) so that :mod:`harness.findings` can hold them against Knative's arithmetic.
+
+:func:`load_profile` validates a file against ``fixtures/schemas/profile.schema.json``
+(which :func:`profile_schema` generates from :mod:`harness.knobs`), then against
+Knative's ranges; any problem is one :class:`~harness.errors.UserError` naming the
+file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness.durations import DurationError, parse_duration
+from harness.errors import UserError
+from harness.knobs import ANNOTATION_BY_FULL_NAME, CONFIG_KEYS, REMOVED_CONFIG_KEYS, Key
+
+PROFILE_NAMES = ("coreweave", "knative-defaults", "fast")
+
+GO_DURATION_PATTERN = r"^[+-]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
+GO_FLOAT_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+GO_INT_PATTERN = r"^[+-]?[0-9]+$"
+GO_BOOL_VALUES = ["1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False"]
+
+CLAIM_DURATIONS = ("value", "min", "max")
+"""Claim fields read as Go durations when the claim's ``unit`` is ``duration``."""
+
+
+def repo_root() -> Path:
+    """The repository that holds this package (the folder with ``fixtures/``)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here, *here.parents):
+        if (candidate / "fixtures" / "profiles").is_dir():
+            return candidate
+    return here.parent
+
+
+def profiles_dir() -> Path:
+    return repo_root() / "fixtures" / "profiles"
+
+
+def schema_path() -> Path:
+    return repo_root() / "fixtures" / "schemas" / "profile.schema.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One loaded, validated profile; values kept as written (ConfigMap spelling)."""
+
+    name: str
+    path: Path
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    inferenceservice: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def claim_seconds(self, claim: str, part: str = "value") -> float | None:
+        """A duration claim's ``part`` in seconds, or None when absent."""
+        raw = self.claims.get(claim, {}).get(part)
+        return None if raw is None else parse_duration(str(raw))
+
+    def isvc_manifest(self) -> dict[str, Any]:
+        """The ``inferenceservice`` section as a minimal InferenceService manifest."""
+        return {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": self.name},
+            "spec": {"predictor": dict(self.inferenceservice)},
+        }
+
+
+def find_profile(name_or_path: str | Path) -> Path:
+    """A shipped profile name (``coreweave``) or a path to a YAML file."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and "/" not in text and not text.endswith((".yaml", ".yml")):
+        path = profiles_dir() / f"{text}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in profiles_dir().glob("*.yaml")))
+            raise UserError(
+                f"no such profile; known profiles: {known}, or give a file path", where=text
+            )
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise UserError("file not found", where=str(path))
+    return path
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file; a missing or malformed file is a :class:`UserError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError("file not found", where=str(path)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read file: {exc.strerror}", where=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"not valid YAML{at}: {problem}", where=str(path)) from None
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Find, read and validate a profile (schema, then Knative's ranges)."""
+    from harness.knobs import parse_annotations, parse_config
+
+    path = find_profile(name_or_path)
+    doc = read_yaml(path)
+    where = _display(path)
+    validate_document(doc, where=where)
+    config = dict(doc.get("config-autoscaler") or {})
+    parsed = parse_config(config, where=where, key_prefix="config-autoscaler.")
+    annotations = dict(doc.get("annotations") or {})
+    isvc = dict(doc.get("inferenceservice") or {})
+    allow_zero = bool(parsed.values.get("allow_zero_initial_scale", False))
+    limit = int(parsed.values.get("max_scale_limit", 0))
+    parse_annotations(
+        annotations,
+        allow_zero_initial_scale=allow_zero,
+        max_scale_limit=limit,
+        where=where,
+        labels={k: f"annotations.{k}" for k in annotations},
+    )
+    isvc_ann = dict(isvc.get("annotations") or {})
+    parse_annotations(
+        isvc_ann,
+        allow_zero_initial_scale=allow_zero,
+        max_scale_limit=limit,
+        where=where,
+        labels={k: f"inferenceservice.annotations.{k}" for k in isvc_ann},
+    )
+    claims = {k: dict(v) for k, v in (doc.get("claims") or {}).items()}
+    for cid, claim in claims.items():
+        if claim.get("unit") != "duration":
+            continue
+        for part in CLAIM_DURATIONS:
+            if part in claim:
+                try:
+                    parse_duration(str(claim[part]))
+                except DurationError as exc:
+                    raise UserError(f"{exc}", where=where, key=f"claims.{cid}.{part}") from None
+    return Profile(
+        name=str(doc["name"]),
+        path=path,
+        description=str(doc.get("description", "")),
+        config=config,
+        inferenceservice=isvc,
+        annotations=annotations,
+        claims=claims,
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def validate_document(doc: Any, *, where: str) -> None:
+    """Check a profile document against the JSON Schema; the first error as one line."""
+    validator = jsonschema.Draft202012Validator(profile_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), e.path))
+    if not errors:
+        return
+    raise _schema_error(errors[0], where=where)
+
+
+def _schema_error(err: jsonschema.ValidationError, *, where: str) -> UserError:
+    path = ".".join(str(p) for p in err.absolute_path)
+    schema = err.schema if isinstance(err.schema, Mapping) else {}
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        key = ".".join(p for p in (path, str(extra[0]) if extra else "") if p)
+        return UserError(
+            f"unknown key; allowed keys here: {', '.join(allowed)}", where=where, key=key
+        )
+    if err.validator == "propertyNames":
+        bad = err.instance
+        key = ".".join(p for p in (path, str(bad)) if p)
+        hint = (err.schema or {}).get("description", "") if isinstance(err.schema, Mapping) else ""
+        return UserError(f"unknown key; allowed: {hint}", where=where, key=key)
+    if err.validator == "required":
+        return UserError(err.message, where=where, key=path or None)
+    allowed = schema.get("description") or _describe(schema)
+    return UserError(
+        f"{err.instance!r} is not allowed; allowed: {allowed}", where=where, key=path or None
+    )
+
+
+def _describe(schema: Mapping[str, Any]) -> str:
+    if "type" in schema:
+        return f"a value of type {schema['type']}"
+    return "see fixtures/schemas/profile.schema.json"
+
+
+def _key_schema(key: Key) -> dict[str, Any]:
+    """Types and spelling of one ConfigMap key's value; ranges stay in :mod:`harness.knobs`."""
+    kind = key.kind
+    description = f"{key.allowed} (Knative {key.kind})"
+    if kind == "duration":
+        return {
+            "type": "string",
+            "pattern": GO_DURATION_PATTERN,
+            "description": f"a Go duration, {key.allowed}",
+        }
+    if kind == "float":
+        return {
+            "description": description,
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": GO_FLOAT_PATTERN}],
+        }
+    if kind == "int32":
+        return {
+            "description": description,
+            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": GO_INT_PATTERN}],
+        }
+    if kind == "bool":
+        return {
+            "description": description,
+            "anyOf": [{"type": "boolean"}, {"enum": GO_BOOL_VALUES}],
+        }
+    return {"type": "string", "description": description}
+
+
+@cache
+def profile_schema() -> dict[str, Any]:
+    """The profile JSON Schema (draft 2020-12), built from the key tables."""
+    config_props: dict[str, Any] = {k.name: _key_schema(k) for k in CONFIG_KEYS}
+    for name, why in REMOVED_CONFIG_KEYS.items():
+        config_props[name] = {
+            "type": "string",
+            "pattern": GO_DURATION_PATTERN,
+            "description": f"not a Knative key: {why}",
+        }
+    annotation_names = sorted(ANNOTATION_BY_FULL_NAME)
+    scalar = {"type": ["string", "number", "boolean"]}
+    annotations = {
+        "type": "object",
+        "description": "revision annotations, autoscaling.knative.dev/<key>",
+        "propertyNames": {
+            "enum": annotation_names,
+            "description": "known autoscaling.knative.dev/* annotations",
+        },
+        "additionalProperties": scalar,
+    }
+    count = {"type": "integer", "minimum": 0, "description": "an integer >= 0"}
+    claim = {
+        "type": "object",
+        "required": ["quote"],
+        "additionalProperties": False,
+        "properties": {
+            "quote": {"type": "string", "description": "the documentation's words"},
+            "unit": {"enum": ["duration", "percent", "factor", "count", "text"]},
+            "value": scalar,
+            "min": scalar,
+            "max": scalar,
+            "key": {"type": "string"},
+            "subject": {"type": "string"},
+            "spec": {"type": "object"},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://example.invalid/harness/profile.schema.json",
+        "title": "Autoscaler parameter profile",
+        "description": "Documented KPA settings of one platform; generated by "
+        "harness.profiles.profile_schema() from harness.knobs, do not edit by hand.",
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
+            "description": {"type": "string"},
+            "source": {"type": "string"},
+            "config-autoscaler": {
+                "type": "object",
+                "description": "config-autoscaler data, keys as Knative spells them",
+                "additionalProperties": False,
+                "properties": config_props,
+            },
+            "inferenceservice": {
+                "type": "object",
+                "description": "the predictor's autoscaling fields (KServe v1beta1)",
+                "additionalProperties": False,
+                "properties": {
+                    "minReplicas": count,
+                    "maxReplicas": count,
+                    "containerConcurrency": count,
+                    "scaleTarget": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "an integer >= 1",
+                    },
+                    "scaleMetric": {
+                        "enum": ["concurrency", "rps"],
+                        "description": "concurrency or rps (Knative mode)",
+                    },
+                    "annotations": annotations,
+                },
+            },
+            "annotations": annotations,
+            "claims": {
+                "type": "object",
+                "description": "the documentation's prose claims, by id",
+                "propertyNames": {
+                    "pattern": "^[a-z][a-z0-9-]*$",
+                    "description": "a lower-case kebab-case claim id",
+                },
+                "additionalProperties": claim,
+            },
+        },
+    }
+
+
+def write_schema(path: Path | None = None) -> Path:
+    """Regenerate the shipped schema file from the tables."""
+    path = path or schema_path()
+    path.write_text(
+        json.dumps(profile_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return path
