@@ -1,0 +1,285 @@
+"""Starting and stopping the emulated API server.
+
+- :class:`Emulator`: in-process, on a background thread with its own asyncio loop, on a
+  free 127.0.0.1 port. ``with Emulator() as emu:`` gives ``emu.url``, ``emu.store`` (the
+  in-process API), ``emu.faults`` and ``emu.write_kubeconfig(path)``; leaving the block
+  closes every watch, stops the server and joins the thread.
+- :class:`ChildEmulator`: the same server in a child process (``python -m
+  harness.emulator``), for tests that must not share the interpreter; ``stop()`` sends
+  SIGTERM, then SIGKILL after a grace period, and always reaps the child.
+- :func:`serve`: run in the foreground until SIGINT/SIGTERM (the ``harness cluster up``
+  command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from harness.emulator.apiserver import ServerSettings, build_app
+from harness.emulator.cluster_config import ClusterConfig, load_cluster_config, node_object
+from harness.emulator.faults import Faults
+from harness.emulator.kubeconfig import write_kubeconfig
+from harness.emulator.store import Store, rfc3339
+
+T = TypeVar("T")
+
+_START_TIMEOUT_S = 15.0
+_STOP_TIMEOUT_S = 10.0
+
+
+def populate(store: Store, cluster: ClusterConfig) -> None:
+    """Create the configured nodes (Ready) in a fresh store."""
+    now = rfc3339(store.clock())
+    for spec in cluster.nodes:
+        store.create("nodes", node_object(spec, now))
+
+
+def _cluster(cluster: ClusterConfig | str | Path | None) -> ClusterConfig:
+    return cluster if isinstance(cluster, ClusterConfig) else load_cluster_config(cluster)
+
+
+class Emulator:
+    """The emulated API server, in this process, on a background thread."""
+
+    def __init__(self, *, cluster: ClusterConfig | str | Path | None = None,
+                 store: Store | None = None, faults: Faults | None = None,
+                 settings: ServerSettings | None = None, host: str = "127.0.0.1",
+                 port: int = 0, **store_options: Any) -> None:
+        self.cluster = _cluster(cluster)
+        if store is None:
+            store = Store(**store_options)
+            populate(store, self.cluster)
+        self.store = store
+        self.faults = faults or Faults()
+        self.settings = settings or ServerSettings()
+        self.host = host
+        self._want_port = port
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The server's event loop (controllers may schedule their tasks on it)."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+        return self._loop
+
+    def start(self) -> Emulator:
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        self._thread = threading.Thread(target=self._run, name="harness-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT_S):
+            raise RuntimeError("the emulator did not start within "
+                               f"{_START_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            self._thread.join(_STOP_TIMEOUT_S)
+            self._thread = None
+            raise RuntimeError(f"the emulator failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        app = build_app(self.store, faults=self.faults, settings=self.settings)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            self.store.drop_watches("server stopping")
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        """Close every watch, stop serving, join the thread. Idempotent."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        stopping = self._stopping
+        if stopping is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:
+                pass
+        thread.join(_STOP_TIMEOUT_S)
+        if thread.is_alive():
+            raise RuntimeError("the emulator thread did not stop")
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ helpers
+
+    def run_coroutine(self, factory: Callable[[], Awaitable[T]],
+                      timeout: float | None = 30.0) -> T:
+        """Run a coroutine on the server's loop from another thread and wait for it."""
+        async def wrapper() -> T:
+            return await factory()
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+        return fut.result(timeout)
+
+    def write_kubeconfig(self, path: str | Path, *, context: str | None = None) -> Path:
+        return write_kubeconfig(path, self.url, context=context or self.cluster.name)
+
+    def drop_watches(self) -> int:
+        """Fault: end every open watch stream now (clients reconnect from their last RV)."""
+        return self.store.drop_watches("fault: dropped")
+
+    def compact(self, *, drop_watches: bool = True) -> int:
+        """Fault: forget the history so resumes get 410 Expired; by default also end the
+        open watches, so their clients do resume right away."""
+        mark = self.store.compact()
+        if drop_watches:
+            self.drop_watches()
+        return mark
+
+
+# ---------------------------------------------------------------------------- child process
+
+
+class ChildEmulator:
+    """The emulator in a child process; ``url`` and ``kubeconfig`` once started."""
+
+    def __init__(self, workdir: str | Path, *, cluster: str | Path | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.state_file = self.workdir / "state.json"
+        self.cluster = cluster
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self) -> ChildEmulator:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state_file.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "harness.emulator", "--kubeconfig", str(self.kubeconfig),
+               "--state-file", str(self.state_file), *self.extra_args]
+        if self.cluster is not None:
+            cmd += ["--config", str(self.cluster)]
+        log = open(self.workdir / "emulator.log", "wb")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the emulator exited with {self.proc.returncode}; see "
+                                   f"{self.workdir / 'emulator.log'}")
+            state = read_state(self.state_file)
+            if state is not None:
+                self.url, self.port = state["url"], int(state["port"])
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the emulator did not start within {_START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(_STOP_TIMEOUT_S)
+        return proc.returncode
+
+    def __enter__(self) -> ChildEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_state(path: str | Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "url" in data else None
+
+
+def write_state(path: str | Path, data: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str | Path,
+          port: int = 0, announce: Callable[[Emulator], None] | None = None) -> int:
+    """Run the emulator until SIGINT or SIGTERM; write the kubeconfig and a state file
+    (pid, url) that ``harness cluster down`` reads; remove the state file on exit."""
+    emu = Emulator(cluster=cluster, port=port)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        emu.start()
+        emu.write_kubeconfig(kubeconfig)
+        write_state(state_file, {"pid": os.getpid(), "url": emu.url, "port": emu.port,
+                                 "kubeconfig": str(Path(kubeconfig).expanduser()),
+                                 "context": emu.cluster.name})
+        if announce is not None:
+            announce(emu)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        Path(state_file).unlink(missing_ok=True)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return 0
