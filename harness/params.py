@@ -359,7 +359,11 @@ def _configmap_data(configmap: ConfigInput) -> tuple[Mapping[str, Any], str | No
         doc = read_yaml(Path(configmap))
     if not isinstance(doc, Mapping):
         raise UserError("expected a mapping of config-autoscaler keys or a ConfigMap", where=where)
-    if doc.get("kind") == "ConfigMap" or ("data" in doc and "apiVersion" in doc):
+    from harness.knobs import CONFIG_BY_NAME
+
+    manifest = doc.get("kind") == "ConfigMap" or "apiVersion" in doc
+    bare_data = isinstance(doc.get("data"), Mapping) and not any(k in CONFIG_BY_NAME for k in doc)
+    if manifest or bare_data:
         data = doc.get("data") or {}
         if not isinstance(data, Mapping):
             raise UserError("expected a mapping", where=where, key="data")

@@ -95,9 +95,9 @@ def print_report(r: Resolved) -> None:
     from rich.table import Table
 
     console = Console(width=max(Console().width, 120), soft_wrap=False)
-    title = (
-        f"Effective KPA knobs (profile {r.profile.name})" if r.profile else "Effective KPA knobs"
-    )
+    title = "Effective KPA knobs"
+    if r.profile:
+        title += f" (profile {r.profile.name}: {r.profile.path})"
     table = Table(title=title, title_justify="left")
     for col in ("knob", "value", "source", "key"):
         table.add_column(col, overflow="fold")
