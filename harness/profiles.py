@@ -198,10 +198,10 @@ def _schema_error(err: jsonschema.ValidationError, *, where: str) -> UserError:
         return UserError(
             f"unknown key; allowed keys here: {', '.join(allowed)}", where=where, key=key
         )
-    if err.validator == "propertyNames":
+    if err.validator == "propertyNames" or "propertyNames" in err.schema_path:
         bad = err.instance
         key = ".".join(p for p in (path, str(bad)) if p)
-        hint = (err.schema or {}).get("description", "") if isinstance(err.schema, Mapping) else ""
+        hint = ", ".join(schema["enum"]) if "enum" in schema else schema.get("description", "")
         return UserError(f"unknown key; allowed: {hint}", where=where, key=key)
     if err.validator == "required":
         return UserError(err.message, where=where, key=path or None)
