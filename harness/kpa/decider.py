@@ -26,12 +26,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
-from harness.kpa.collector import Collection
 from harness.kpa.maxwindow import MaxWindow
 from harness.params import KPAParams
 
-__all__ = ["Decider", "ScaleResult", "initial_ebc"]
+__all__ = ["Decider", "MetricSource", "ScaleResult", "initial_ebc"]
+
+
+class MetricSource(Protocol):
+    """What the decider reads: :class:`harness.kpa.collector.Collection` or a test stub."""
+
+    def stable_and_panic(self, now: float) -> tuple[float, float] | None:
+        """``(S, P)`` at ``now``, or None when there is no data."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,7 @@ class Decider:
     def __init__(
         self,
         params: KPAParams,
-        metrics: Collection,
+        metrics: MetricSource,
         *,
         now: float,
         ready: int,
