@@ -1,0 +1,127 @@
+"""``harness cluster up --local | --kind`` and ``harness cluster down``.
+
+``up --local`` serves the built-in emulated Kubernetes API on a free 127.0.0.1 port, writes
+a plain-http kubeconfig, prints how to use it and runs until Ctrl-C or ``harness cluster
+down`` (which finds it through a state file holding its pid and url). ``--kind`` is kept
+as the documented way to get a kind cluster; it is not implemented yet and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from pathlib import Path
+
+from harness.errors import UserError
+
+_DOWN_WAIT_S = 15.0
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("HARNESS_STATE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "harness" / "cluster"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = sub.add_parser("up", help="start a cluster and write a kubeconfig for it")
+    how = up.add_mutually_exclusive_group(required=True)
+    how.add_argument("--local", action="store_true",
+                     help="the built-in emulated API server on 127.0.0.1")
+    how.add_argument("--kind", action="store_true",
+                     help="a kind cluster with Knative and KServe (not implemented yet)")
+    up.add_argument("--kubeconfig", type=Path, default=None,
+                    help="where to write the kubeconfig (default: STATE_DIR/kubeconfig)")
+    up.add_argument("--config", type=Path, default=None,
+                    help="cluster file declaring the nodes (default: "
+                         "fixtures/emulator/cluster.yaml)")
+    up.add_argument("--port", type=int, default=0, help="port to listen on (default: free)")
+    down = sub.add_parser("down", help="stop the cluster started by 'harness cluster up'")
+    for p in (up, down):
+        p.add_argument("--state-dir", type=Path, default=None,
+                       help="where the running cluster is recorded (default: "
+                            "$HARNESS_STATE_DIR or ~/.cache/harness/cluster)")
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or default_state_dir()
+    state_file = state_dir / "state.json"
+    if args.action == "down":
+        return _down(state_file)
+    if args.kind:
+        raise UserError("--kind is not implemented yet; use --local for the built-in "
+                        "emulated cluster")
+    return _up_local(args, state_dir, state_file)
+
+
+def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
+    from harness.emulator.cluster_config import load_cluster_config
+    from harness.emulator.process import read_state, serve
+
+    existing = read_state(state_file)
+    if existing is not None and _alive(int(existing.get("pid", 0))):
+        raise UserError(f"a local cluster is already running at {existing['url']} (pid "
+                        f"{existing['pid']}); stop it with 'harness cluster down'")
+    load_cluster_config(args.config)  # fail early, with the file and key named
+    kubeconfig = (args.kubeconfig or state_dir / "kubeconfig").expanduser()
+
+    def announce(emu: object) -> None:
+        url = getattr(emu, "url", "")
+        print(f"harness cluster: emulated Kubernetes API serving at {url}", flush=True)
+        print(f"  kubeconfig: {kubeconfig}", flush=True)
+        print(f"  try:        kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+        print(f"              export KUBECONFIG={kubeconfig}", flush=True)
+        print("  stop with Ctrl-C or 'harness cluster down'", flush=True)
+
+    try:
+        serve(cluster=args.config, kubeconfig=kubeconfig, state_file=state_file,
+              port=args.port, announce=announce)
+    except OSError as exc:
+        raise UserError(f"cannot start the local cluster: {exc}") from exc
+    print("harness cluster: stopped", flush=True)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _looks_like_ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no procfs: trust the state file
+    return b"harness" in cmdline
+
+
+def _down(state_file: Path) -> int:
+    from harness.emulator.process import read_state
+
+    state = read_state(state_file)
+    if state is None:
+        print("harness cluster: no local cluster is running", flush=True)
+        return 0
+    pid = int(state.get("pid", 0))
+    if not _alive(pid) or not _looks_like_ours(pid):
+        state_file.unlink(missing_ok=True)
+        print("harness cluster: the recorded cluster is gone; cleaned up its state file",
+              flush=True)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _DOWN_WAIT_S
+    while time.monotonic() < deadline:
+        if not _alive(pid) or not state_file.exists():
+            print(f"harness cluster: stopped the local cluster at {state['url']}", flush=True)
+            return 0
+        time.sleep(0.1)
+    raise UserError(f"the local cluster (pid {pid}) did not stop within {_DOWN_WAIT_S:.0f} s")
