@@ -21,6 +21,7 @@ from harness.errors import EXIT_USAGE, UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("params", "effective value and source of every autoscaler knob"),
     "simulate": ("simulate", "run a scenario through the reference model of the KPA"),
+    "conformance": ("conformance", "run the conformance job (make conformance)"),
     "cluster": ("cluster", "start or stop a cluster for the harness (--local: the built-in emulator)"),  # noqa: E501
 }
 
