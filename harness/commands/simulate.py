@@ -116,6 +116,10 @@ def plot(frame: pd.DataFrame, path: str, *, title: str = "") -> None:
     ax_pods.step(frame["t"], frame["decider"], where="post", label="decider",
                  color="tab:orange", linestyle=":")
     ax_pods.set_ylabel("pods")
+    pods = frame[["ready", "desired", "decider"]].max().max()
+    top = max(1.0, float(frame["load"].max()), float(pods))
+    for ax in (ax_load, ax_pods):
+        ax.set_ylim(0, top * 1.08)  # one scale on both axes, so the lines compare
     handles = ax_load.get_legend_handles_labels()[0] + ax_pods.get_legend_handles_labels()[0]
     labels = ax_load.get_legend_handles_labels()[1] + ax_pods.get_legend_handles_labels()[1]
     ax_pods.legend(handles, labels, loc="upper right")
