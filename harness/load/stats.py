@@ -4,7 +4,8 @@ Per second ``s`` of the profile (from the run's origin):
 
 * ``offered``: users asked for (concurrency), arrivals scheduled (rate), or 0 (idle);
 * ``achieved``: mean requests in flight over the second (concurrency; the integral of the
-  in-flight count from the records' start and latency), or requests sent (rate, idle);
+  in-flight count from the records' start and latency), open-loop requests sent (rate),
+  or requests sent (idle);
 * ``sent``, ``errors``, ``not_sent`` and ``p50_ms``/``p99_ms`` of the requests sent in it.
 
 The verdict says whether the *generator* kept up: every arrival sent, sent on time, the
@@ -81,14 +82,18 @@ def per_second(records: pd.DataFrame, profile: Profile, origin: float) -> pd.Dat
         return np.bincount(idx, minlength=n)[:n]
 
     out["sent"] = count(sent)
+    open_sent = count(sent & (records["loop"] == "open").to_numpy())
     out["errors"] = count(failed)
     out["not_sent"] = count(not_sent)
     lat = records["latency_s"].to_numpy()
     ok = sent & ~np.isnan(lat)
     conc = concurrency_per_second(rel[ok], rel[ok] + lat[ok], secs)
     out["concurrency"] = np.round(conc, 3)
+    # rate seconds count open-loop sends only (a closed-loop user may finish its last
+    # request just after a segment boundary)
     out["achieved"] = np.where(out["mode"] == "concurrency", out["concurrency"],
-                               out["sent"].astype(float))
+                               np.where(out["mode"] == "rate", open_sent, out["sent"])
+                               .astype(float))
     p50 = np.full(n, np.nan)
     p99 = np.full(n, np.nan)
     if ok.any():
