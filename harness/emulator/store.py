@@ -681,9 +681,10 @@ class Store:
     # ------------------------------------------------------------------ faults / admin
 
     def compact(self) -> int:
-        """Forget the history: every resume from an older resourceVersion gets 410.
-        Returns the new low-water mark."""
+        """Forget the history: every resume from a resourceVersion seen so far gets 410;
+        a fresh list returns the new low-water mark (returned), which resumes fine."""
         with self._lock:
+            self._rv += 1  # a gap, as other writes leave: fresh lists resume above the mark
             self._history.clear()
             self._compacted = self._rv
             return self._compacted
