@@ -16,7 +16,6 @@ One :class:`RunControl` per process, wired to Locust's events by ``loadprofiles/
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.errors import UserError
 from harness.load.openloop import ArrivalDispatcher
 from harness.load.profile import DEFAULT_INSTANCES, Profile, load_profile, profile_from_json
-from harness.load.shapes import arrivals_integral, target_at, users_at
+from harness.load.shapes import arrivals_before, target_at, users_at
 from harness.load.sink import RECORDS_MESSAGE, RecordSink
 
 PLAN_MESSAGE = "harness_plan"
@@ -288,7 +287,7 @@ class RunControl:
         }
         if p is not None and self.origin is not None:
             line["wanted_users"] = users_at(p, elapsed)
-            line["scheduled_arrivals"] = math.floor(arrivals_integral(p, elapsed) + 0.5)
+            line["scheduled_arrivals"] = arrivals_before(p, elapsed)
         if self.role == "master":
             line["workers"] = self.workers
             line["worker_cpu"] = [c.cpu_usage for c in self.runner.clients.values()]

@@ -8,7 +8,7 @@ Locust shape asks for, :func:`arrivals_before` the open-loop arrivals scheduled 
 so shapes are tested by calling them at chosen times.
 
 Open-loop schedule: arrival ``k`` (0, 1, 2, ...) is due when the cumulative rate ``N(t)``
-reaches ``k + 0.5``; so the arrivals before ``t`` number ``round(N(t))`` and their timing
+reaches ``k + 0.5``; so the arrivals before ``t`` number about ``round(N(t))`` and their timing
 follows the shape exactly. ``N`` is sampled on a 50 ms grid and interpolated linearly.
 """
 
@@ -129,8 +129,9 @@ def arrivals_integral(profile: Profile, t: float) -> float:
 
 
 def arrivals_before(profile: Profile, t: float) -> int:
-    """Arrivals scheduled in ``[0, t)``: ``round(N(t))`` (see the module docstring)."""
-    return int(math.floor(arrivals_integral(profile, t) + 0.5))
+    """Arrivals due in ``[0, t)``: those ``k`` with ``k + 0.5 < N(t)`` (an arrival due exactly
+    at ``t`` belongs to what follows)."""
+    return max(0, math.ceil(arrivals_integral(profile, t) - 0.5 - 1e-9))
 
 
 def arrival_times(profile: Profile, index: int = 0, stride: int = 1) -> Iterator[float]:
