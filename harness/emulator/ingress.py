@@ -1,0 +1,356 @@
+"""The emulated cluster's one ingress: Kourier + activator + queue-proxy on one asyncio server.
+
+Routes by ``Host`` header to the ready pods of a revision (each pod is a local process
+of the model server on its own 127.0.0.1 port), holds requests while the revision has
+no ready pod and releases them when one appears (503 after ``activator_timeout``, or at
+once when ``max_buffered`` requests already wait), lets at most containerConcurrency
+requests at a pod at once (0 = unlimited; the excess waits for a slot), balances on the
+fewest requests in flight, and meters every revision's concurrency per second.
+
+API (the controllers code against it)::
+
+    ingress = Ingress("127.0.0.1", 0, activator_timeout=60.0, clock=time.monotonic,
+                      max_buffered=10_000, on_first_request=None)
+    await ingress.start(); ingress.url            # "http://127.0.0.1:PORT"
+    ingress.set_route(host, namespace, revision)  # host without port, case-insensitive
+    ingress.remove_route(host)                    # unknown Host -> 404 with a clear body
+    ingress.set_endpoints(namespace, revision, [(pod_name, ip, port), ...], cc)
+                                                  # READY pods; [] = no ready pod (buffer)
+    ingress.set_proxy_mode(namespace, revision, True)  # SKS Proxy: mark all its traffic
+                                                  # proxied (always so while it has no pod)
+    ingress.remove_revision(namespace, revision)  # forget state and stats
+    ingress.take_stats(namespace, revision) -> list[Stat]  # drains closed 1 s periods
+    ingress.take_all_stats() -> dict[(namespace, revision), list[Stat]]
+    ingress.on_first_request = callback(namespace, revision)
+    ingress.pods(namespace, revision) -> list[Pod] # in_flight, max_in_flight, served
+    await ingress.stop()                          # closes listener, waiters, pool
+
+``Stat`` (:mod:`harness.emulator.concurrency`) is frozen: ``time`` (end of the 1 s
+period on the injected clock, **monotonic** by default; periods are aligned to whole
+seconds of that clock), ``average_concurrency``, ``request_count``,
+``proxied_concurrency``, ``proxied_request_count``, ``buffered`` (waiting in the
+activator at the period's end), ``queued`` (waiting for a pod's slot), ``pods``.
+A request is in flight from its arrival at the ingress until its response is fully
+sent, waiting included (queue-proxy and the activator count the same way). A request is
+*proxied* (took the activator path) when it arrived while its revision had no ready pod,
+or while proxy mode was set. ``average_concurrency`` covers all requests, so it already
+equals Knative's "pods minus proxied, plus activator" total; see :class:`Stat`.
+
+``on_first_request(namespace, revision)`` is called synchronously at the arrival of a
+request for a revision with no endpoints that was not already activating (the
+activator's immediate stat with concurrency 1 and request count 1, plus the poke); it
+may return an awaitable, which is run as a task. As in the activator, that request is
+then left out of its period's ``request_count`` (it is still in the concurrency).
+"Activating" ends when the revision gets endpoints.
+
+Forwarding keeps method, path, query, body and headers (hop-by-hop ones dropped, Host
+kept), appends the client to ``X-Forwarded-For``, and streams the answer back with its
+headers (the model server's ``X-Pod-Name`` included). A pod that refuses the connection
+or drops it before answering is skipped for a second and the request is retried once on
+another pod (inference is idempotent); when that fails too the answer is 502.
+The activator timeout and ``clock`` differ in one way: waits use the event loop's clock,
+metering and the skip period use ``clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from harness.emulator.activator import AdmissionError, Pod, RevisionGate
+from harness.emulator.concurrency import Stat
+
+__all__ = ["Ingress", "Pod", "Stat"]
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
+    )
+)
+_DROP_REQUEST = HOP_BY_HOP | {"content-length"}
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
+_BUFFER_LIMIT = 1 << 20  # answers up to this size are read whole, larger ones streamed
+_MAX_BODY = 64 << 20
+RevisionKey = tuple[str, str]
+FirstRequestHook = Callable[[str, str], "None | Awaitable[Any]"]
+
+
+def _strip_headers(headers: Any, drop: frozenset[str] | set[str]) -> CIMultiDict[str]:
+    connection = headers.get("Connection", "")
+    named = {t.strip().lower() for t in connection.split(",") if t.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk not in drop and lk not in named:
+            out.add(k, v)
+    return out
+
+
+def _host_key(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class _UpstreamBroke(Exception):
+    """The pod's answer broke off before anything was sent to the client."""
+
+
+class Ingress:
+    """One aiohttp server routing by Host header to revisions' ready pods."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        activator_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_buffered: int = 10_000,
+        on_first_request: FirstRequestHook | None = None,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.activator_timeout = activator_timeout
+        self.clock = clock
+        self.max_buffered = max_buffered
+        self.on_first_request = on_first_request
+        self.connect_timeout = connect_timeout
+        self._routes: dict[str, RevisionKey] = {}
+        self._gates: dict[RevisionKey, RevisionGate] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.url = ""
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("ingress already started")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        loop = asyncio.get_running_loop()
+
+        def make_request(message: Any, payload: Any, protocol: Any, writer: Any,
+                         task: Any) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop,
+                                   client_max_size=_MAX_BODY)
+
+        server = web.Server(self._handle, request_factory=make_request,
+                            handler_cancellation=True, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=2.0)
+        try:
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+        except BaseException:
+            await self.stop()
+            raise
+        addr = self._runner.addresses[0]
+        self.port = int(addr[1])
+        self.url = f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Close the listener, answer every waiting request with 503, close the pool."""
+        for gate in self._gates.values():
+            gate.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def __aenter__(self) -> Ingress:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- configuration (called by the controllers) -------------------------------------
+
+    def _gate(self, namespace: str, revision: str) -> RevisionGate:
+        key = (namespace, revision)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = RevisionGate(namespace, revision, clock=self.clock,
+                                max_waiting=self.max_buffered)
+            self._gates[key] = gate
+        return gate
+
+    def set_route(self, host: str, namespace: str, revision: str) -> None:
+        self._routes[_host_key(host)] = (namespace, revision)
+        self._gate(namespace, revision)
+
+    def remove_route(self, host: str) -> None:
+        self._routes.pop(_host_key(host), None)
+
+    def routes(self) -> dict[str, RevisionKey]:
+        return dict(self._routes)
+
+    def set_endpoints(
+        self,
+        namespace: str,
+        revision: str,
+        endpoints: list[tuple[str, str, int]],
+        container_concurrency: int,
+    ) -> None:
+        self._gate(namespace, revision).set_endpoints(endpoints, container_concurrency)
+
+    def set_proxy_mode(self, namespace: str, revision: str, proxy: bool) -> None:
+        self._gate(namespace, revision).proxy_mode = proxy
+
+    def remove_revision(self, namespace: str, revision: str) -> None:
+        gate = self._gates.pop((namespace, revision), None)
+        if gate is not None:
+            gate.close()
+
+    # ---- observation -------------------------------------------------------------------
+
+    def take_stats(self, namespace: str, revision: str) -> list[Stat]:
+        gate = self._gates.get((namespace, revision))
+        return gate.meter.take() if gate is not None else []
+
+    def take_all_stats(self) -> dict[RevisionKey, list[Stat]]:
+        return {key: gate.meter.take() for key, gate in self._gates.items()}
+
+    def pods(self, namespace: str, revision: str) -> list[Pod]:
+        gate = self._gates.get((namespace, revision))
+        return list(gate.pods) if gate is not None else []
+
+    def in_flight(self, namespace: str, revision: str) -> int:
+        gate = self._gates.get((namespace, revision))
+        return gate.meter.in_flight if gate is not None else 0
+
+    # ---- request path ------------------------------------------------------------------
+
+    def _fire_first_request(self, namespace: str, revision: str) -> None:
+        hook = self.on_first_request
+        if hook is None:
+            return
+        try:
+            result = hook(namespace, revision)
+        except Exception:
+            log.exception("on_first_request(%s, %s) failed", namespace, revision)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        host = _host_key(request.host)
+        key = self._routes.get(host)
+        if key is None:
+            return web.Response(
+                status=404,
+                text=f'no route for host "{host}": no InferenceService or revision '
+                f"serves it (known hosts: {len(self._routes)})\n",
+            )
+        gate = self._gates.get(key) or self._gate(*key)
+        body = await request.read()
+        proxied = gate.proxy_mode or not gate.has_endpoints
+        first = not gate.has_endpoints and not gate.activating
+        if first:
+            gate.activating = True
+        gate.meter.arrive(proxied, counted=not (first and self.on_first_request is not None))
+        if first:
+            self._fire_first_request(*key)
+        try:
+            return await self._forward(request, gate, body, proxied)
+        finally:
+            gate.meter.depart(proxied)
+
+    async def _forward(
+        self, request: web.BaseRequest, gate: RevisionGate, body: bytes, proxied: bool
+    ) -> web.StreamResponse:
+        session = self._session
+        if session is None:
+            return web.Response(status=503, text="ingress is shutting down\n")
+        headers = _strip_headers(request.headers, _DROP_REQUEST)
+        peer = request.remote or ""
+        prior = headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        headers.setdefault("X-Forwarded-Proto", request.scheme)
+        deadline = asyncio.get_running_loop().time() + self.activator_timeout
+        exclude: frozenset[tuple[str, str, int]] = frozenset()
+        last_error = ""
+        for _attempt in range(2):
+            try:
+                pod = await gate.acquire(deadline, proxied=proxied, exclude=exclude)
+            except AdmissionError as exc:
+                return web.Response(status=exc.status, text=f"{exc}\n")
+            try:
+                url = URL(f"http://{pod.ip}:{pod.port}{request.raw_path}", encoded=True)
+                try:
+                    upstream = await session.request(
+                        request.method, url, headers=headers, data=body,
+                        allow_redirects=False,
+                    )
+                except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                    if isinstance(exc, TimeoutError | aiohttp.ClientConnectorError):
+                        gate.mark_broken(pod)  # refused or unreachable: skip it a while
+                    exclude = exclude | {pod.key}
+                    last_error = f"pod {pod.name} ({pod.ip}:{pod.port}): {exc!r}"
+                    continue
+                try:
+                    return await self._relay(request, upstream)
+                except _UpstreamBroke as exc:  # the pod died before its answer was read
+                    return web.Response(
+                        status=502, text=f"pod {pod.name} failed mid-answer: {exc!r}\n"
+                    )
+                finally:
+                    upstream.release()
+            finally:
+                gate.release(pod)
+        return web.Response(status=502, text=f"upstream connection failed: {last_error}\n")
+
+    async def _relay(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        headers = _strip_headers(upstream.headers, _DROP_RESPONSE)
+        length = upstream.content_length
+        if length is not None and length <= _BUFFER_LIMIT:
+            try:
+                data = await upstream.read()
+            except aiohttp.ClientError as exc:
+                raise _UpstreamBroke(str(exc)) from exc
+            return web.Response(status=upstream.status, reason=upstream.reason,
+                                body=data, headers=headers)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=headers)
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_chunked(1 << 16):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
