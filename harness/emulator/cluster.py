@@ -1,0 +1,246 @@
+"""The whole local cluster: API server + KServe/Knative/KPA/Deployment/scheduler/kubelet
+controllers + the ingress + the autoscaler's metrics endpoint, started and stopped as one.
+
+``with LocalCluster(profile="fast") as c:`` gives ``c.url`` (Kubernetes API),
+``c.ingress_url`` (send requests with ``Host: <isvc>-predictor.<ns>.example.com``),
+``c.metrics_url`` (Prometheus text), ``c.store`` and ``c.write_kubeconfig(path)``. The
+API server runs on its own thread (:class:`~harness.emulator.process.Emulator`); the
+controllers and the ingress share a second thread's event loop. Leaving the block, or
+:meth:`LocalCluster.stop`, stops every model-server process (SIGTERM, then SIGKILL of
+its process group), closes every port and joins both threads. :func:`serve` runs it in
+the foreground for ``harness cluster up --local`` until SIGINT/SIGTERM.
+
+The cluster publishes what a real one would: ``config-autoscaler`` in
+``knative-serving`` (from ``profile``; empty = Knative defaults), ``config-domain``, and
+the ingress as the LoadBalancer Service ``kourier`` in ``kourier-system`` whose
+``status.loadBalancer.ingress[0]`` holds 127.0.0.1 and whose port is the ingress's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.emulator.cluster_config import ClusterConfig
+from harness.emulator.controllers.base import Controller
+from harness.emulator.controllers.deployments import DeploymentController
+from harness.emulator.controllers.endpoints import EndpointsController
+from harness.emulator.controllers.knative import DEFAULT_DOMAIN, KnativeController
+from harness.emulator.controllers.kpa import KPAController
+from harness.emulator.controllers.kserve import KServeController
+from harness.emulator.controllers.kubelet import Kubelet
+from harness.emulator.controllers.scheduler import Scheduler
+from harness.emulator.ingress import Ingress
+from harness.emulator.metrics import MetricsServer
+from harness.emulator.process import Emulator, write_state
+from harness.emulator.store import Store
+
+_START_TIMEOUT_S = 20.0
+_STOP_TIMEOUT_S = 30.0
+
+
+def profile_config(profile: str | Path | None) -> dict[str, str]:
+    """The ``config-autoscaler`` data of a shipped profile name or path ({} for None)."""
+    if profile is None:
+        return {}
+    from harness.profiles import load_profile
+
+    return {str(k): str(v) for k, v in load_profile(profile).config.items()}
+
+
+def publish_cluster_objects(store: Store, *, config: dict[str, str], domain: str,
+                            ingress_port: int, metrics_port: int) -> None:
+    for ns in ("knative-serving", "kserve", "kourier-system"):
+        if store.try_get("namespaces", ns) is None:
+            store.create("namespaces", {"metadata": {"name": ns}})
+    store.create("configmaps", {"metadata": {"name": "config-autoscaler"}, "data": config},
+                 namespace="knative-serving")
+    store.create("configmaps", {"metadata": {"name": "config-domain"},
+                                "data": {domain: ""}}, namespace="knative-serving")
+    store.create("services", {
+        "metadata": {"name": "autoscaler", "labels": {"app": "autoscaler"}},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "metrics", "port": metrics_port,
+                                                 "targetPort": metrics_port}]}},
+        namespace="knative-serving")
+    svc = store.create("services", {
+        "metadata": {"name": "kourier", "labels": {"networking.knative.dev/ingress-provider":
+                                                   "kourier"}},
+        "spec": {"type": "LoadBalancer",
+                 "ports": [{"name": "http2", "port": ingress_port, "protocol": "TCP",
+                            "targetPort": ingress_port}]}}, namespace="kourier-system")
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+    store.update("services", svc, namespace="kourier-system", subresource="status")
+
+
+class LocalCluster:
+    """The emulated cluster with every controller; a context manager."""
+
+    def __init__(self, *, cluster: ClusterConfig | str | Path | None = None,
+                 profile: str | Path | None = None, config: dict[str, str] | None = None,
+                 port: int = 0, workdir: str | Path | None = None,
+                 s3_endpoint: str | None = None, pvc_root: str | Path | None = None,
+                 domain: str = DEFAULT_DOMAIN, activator_timeout: float = 60.0,
+                 startup_delay_s: float = 0.0, ignore_affinity: bool = False) -> None:
+        self.config = dict(config) if config is not None else profile_config(profile)
+        self.emulator = Emulator(cluster=cluster, port=port, graceful_pods=True)
+        self.store = self.emulator.store
+        self.domain = domain
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hx-pods-"))
+        self.ingress = Ingress("127.0.0.1", 0, activator_timeout=activator_timeout)
+        self.kpa = KPAController(self.store, ingress=self.ingress)
+        self.ingress.on_first_request = self.kpa.on_first_request
+        self.kubelet = Kubelet(self.store, workdir=self.workdir, s3_endpoint=s3_endpoint,
+                               pvc_root=pvc_root, startup_delay_s=startup_delay_s)
+        self.scheduler = Scheduler(self.store, ignore_affinity=ignore_affinity)
+        self.controllers: list[Controller] = [
+            KServeController(self.store),
+            KnativeController(self.store, ingress=self.ingress, domain=domain),
+            self.kpa, DeploymentController(self.store), self.scheduler, self.kubelet,
+            EndpointsController(self.store, ingress=self.ingress)]
+        self.metrics = MetricsServer(self.kpa)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def url(self) -> str:
+        return self.emulator.url
+
+    @property
+    def ingress_url(self) -> str:
+        return self.ingress.url
+
+    @property
+    def metrics_url(self) -> str:
+        return self.metrics.url
+
+    def host_for(self, isvc: str, namespace: str) -> str:
+        """The Host header that reaches an InferenceService's predictor."""
+        return f"{isvc}-predictor.{namespace}.{self.domain}"
+
+    def write_kubeconfig(self, path: str | Path, *, context: str | None = None) -> Path:
+        return self.emulator.write_kubeconfig(path, context=context)
+
+    def model_server_pids(self) -> list[int]:
+        return self.kubelet.pids()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalCluster:
+        if self._thread is not None:
+            raise RuntimeError("the local cluster is already running")
+        self.emulator.start()
+        try:
+            self._thread = threading.Thread(target=self._run, name="harness-controllers",
+                                            daemon=True)
+            self._thread.start()
+            if not self._ready.wait(_START_TIMEOUT_S):
+                raise RuntimeError("the controllers did not start in time")
+            if self._error is not None:
+                raise RuntimeError(f"the controllers failed to start: {self._error}")
+            publish_cluster_objects(self.store, config=self.config, domain=self.domain,
+                                    ingress_port=self.ingress.port,
+                                    metrics_port=self.metrics.port)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        started: list[Any] = []
+        try:
+            await self.ingress.start()
+            started.append(self.ingress)
+            await self.metrics.start()
+            started.append(self.metrics)
+            for c in self.controllers:
+                await c.start()
+                started.append(c)
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            # kubelet first: its processes go before anything else stops
+            order = sorted(started, key=lambda o: 0 if o is self.kubelet else 1)
+            for obj in order:
+                try:
+                    await obj.stop()
+                except Exception:  # noqa: BLE001 - keep stopping the rest
+                    pass
+
+    def stop(self) -> None:
+        """Stop controllers (and every model-server process), ingress and API server."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is not None and loop is not None:
+            if stopping is not None and not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(stopping.set)
+                except RuntimeError:
+                    pass
+            thread.join(_STOP_TIMEOUT_S)
+            self._thread = None
+        self.emulator.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str | Path,
+          port: int = 0, profile: str | Path | None = None,
+          announce: Callable[[LocalCluster], None] | None = None) -> int:
+    """Run the local cluster until SIGINT or SIGTERM; write the kubeconfig and a state file
+    (pid, urls) that ``harness cluster down`` reads; remove the state file on exit."""
+    local = LocalCluster(cluster=cluster, port=port, profile=profile)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        local.start()
+        local.write_kubeconfig(kubeconfig)
+        write_state(state_file, {"pid": os.getpid(), "url": local.url,
+                                 "port": local.emulator.port,
+                                 "ingress": local.ingress_url, "metrics": local.metrics_url,
+                                 "kubeconfig": str(Path(kubeconfig).expanduser()),
+                                 "context": local.emulator.cluster.name})
+        if announce is not None:
+            announce(local)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        local.stop()
+        Path(state_file).unlink(missing_ok=True)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return 0

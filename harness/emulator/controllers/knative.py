@@ -1,0 +1,297 @@
+"""The Knative Serving controller: Service -> Configuration + Route; Configuration ->
+Revision ``<config>-0000N``; Revision -> PodAutoscaler + Deployment ``<rev>-deployment``;
+and the status of each, from the bottom up (``knative-kpa.md`` §0, §10).
+
+One level-triggered pass per Knative Service does the whole chain. The Deployment is
+created with the revision's initial replicas and afterwards only the KPA changes its
+``spec.replicas``. The Revision's ``Active`` condition mirrors the PA's; it turns Ready
+once the PA reports ``ScaleTargetInitialized`` (its initial scale was reached once).
+The Route sends 100 % to the latest ready revision and, when an ingress is attached,
+programs its Host routes: ``<ksvc>.<ns>.<domain>`` and ``<isvc>.<ns>.<domain>``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+from harness.emulator.controllers.base import (
+    Controller,
+    apply,
+    cond_status,
+    condition,
+    owner_ref,
+    set_status,
+)
+from harness.emulator.store import Store
+from harness.emulator.watch import WatchEvent
+
+KSVC = "serving.knative.dev/services"
+CONFIG = "serving.knative.dev/configurations"
+REVISION = "serving.knative.dev/revisions"
+ROUTE = "serving.knative.dev/routes"
+PA = "autoscaling.internal.knative.dev/podautoscalers"
+DEPLOY = "apps/deployments"
+SERVICE_LABEL = "serving.knative.dev/service"
+CONFIG_LABEL = "serving.knative.dev/configuration"
+REVISION_LABEL = "serving.knative.dev/revision"
+AUTOSCALING = "autoscaling.knative.dev/"
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+DEFAULT_DOMAIN = "example.com"
+QUEUE_PROXY_IMAGE = "gcr.io/knative-releases/knative.dev/serving/cmd/queue"
+
+
+def revision_name(config: str, generation: int) -> str:
+    return f"{config}-{generation:05d}"
+
+
+def initial_replicas(annotations: dict[str, str]) -> int:
+    def num(key: str, default: int) -> int:
+        for k in (AUTOSCALING + key, AUTOSCALING + _camel(key)):
+            if k in annotations:
+                try:
+                    return int(annotations[k])
+                except ValueError:
+                    return default
+        return default
+    return max(num("initial-scale", 1), num("min-scale", 0))
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("-")
+    return head + "".join(p.title() for p in rest)
+
+
+class KnativeController(Controller):
+    """Reconciles Knative Services top-down and their status bottom-up."""
+
+    name = "knative"
+    resources = (KSVC, CONFIG, REVISION, ROUTE, PA, DEPLOY)
+
+    def __init__(self, store: Store, *, ingress: Any = None,
+                 domain: str = DEFAULT_DOMAIN) -> None:
+        super().__init__(store)
+        self.ingress = ingress
+        self.domain = domain
+        self._hosts: dict[tuple[str, str], set[str]] = {}
+
+    def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
+        meta = event.object["metadata"]
+        ns = meta.get("namespace", "")
+        if resource == KSVC:
+            if event.type == "DELETED":
+                self._drop_routes(ns, meta["name"])
+                return []
+            return [(ns, meta["name"])]
+        labels = meta.get("labels") or {}
+        if resource == DEPLOY:
+            labels = ((event.object.get("spec") or {}).get("template") or {}).get(
+                "metadata", {}).get("labels") or labels
+        svc = labels.get(SERVICE_LABEL)
+        return [(ns, svc)] if svc else []
+
+    async def reconcile(self, key: Hashable) -> None:
+        ns, name = key  # type: ignore[misc]
+        ksvc = self.store.try_get(KSVC, name, namespace=ns)
+        if ksvc is None or ksvc["metadata"].get("deletionTimestamp"):
+            self._drop_routes(ns, name)
+            return
+        template = copy.deepcopy((ksvc.get("spec") or {}).get("template") or {})
+        labels = {SERVICE_LABEL: name, **{k: v for k, v in (ksvc["metadata"].get(
+            "labels") or {}).items()}}
+        config = apply(self.store, CONFIG, {
+            "apiVersion": "serving.knative.dev/v1", "kind": "Configuration",
+            "metadata": {"name": name, "namespace": ns, "labels": labels,
+                         "ownerReferences": [owner_ref(ksvc)]},
+            "spec": {"template": template}})
+        gen = int(config["metadata"].get("generation", 1))
+        rev = self._revision(config, template, gen, name)
+        self._pa_and_deployment(rev)
+        rev = self._revision_status(rev)
+        revisions = [r for r in self.store.list(REVISION, namespace=ns,
+                                                label_selector=f"{CONFIG_LABEL}={name}")["items"]]
+        ready = [r for r in revisions if cond_status(r, "Ready") == "True"]
+        latest_ready = max(ready, key=lambda r: int(r["metadata"]["labels"].get(
+            "serving.knative.dev/configurationGeneration", "0")), default=None)
+        config = self._config_status(config, rev, latest_ready)
+        route = self._route(ksvc, latest_ready)
+        self._ksvc_status(ksvc, config, route, rev, latest_ready)
+
+    # ------------------------------------------------------------------ top-down
+
+    def _revision(self, config: dict[str, Any], template: dict[str, Any], gen: int,
+                  svc: str) -> dict[str, Any]:
+        meta = config["metadata"]
+        ns = meta["namespace"]
+        name = revision_name(meta["name"], gen)
+        current = self.store.try_get(REVISION, name, namespace=ns)
+        if current is not None:
+            return current
+        tmeta = template.get("metadata") or {}
+        labels = {**(tmeta.get("labels") or {}), CONFIG_LABEL: meta["name"],
+                  "serving.knative.dev/configurationGeneration": str(gen),
+                  "serving.knative.dev/configurationUID": meta["uid"], SERVICE_LABEL: svc,
+                  "serving.knative.dev/routingState": "active"}
+        spec = copy.deepcopy(template.get("spec") or {})
+        spec.setdefault("containerConcurrency", 0)
+        spec.setdefault("timeoutSeconds", 300)
+        return self.store.create(REVISION, {
+            "metadata": {"name": name, "labels": labels,
+                         "annotations": dict(tmeta.get("annotations") or {}),
+                         "ownerReferences": [owner_ref(config)]},
+            "spec": spec}, namespace=ns)
+
+    def _pa_and_deployment(self, rev: dict[str, Any]) -> None:
+        meta = rev["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        spec = rev.get("spec") or {}
+        annotations = meta.get("annotations") or {}
+        labels = {**(meta.get("labels") or {}), REVISION_LABEL: name,
+                  "serving.knative.dev/revisionUID": meta["uid"]}
+        labels.pop("serving.knative.dev/routingState", None)
+        if self.store.try_get(PA, name, namespace=ns) is None:
+            self.store.create(PA, {
+                "metadata": {"name": name, "labels": labels, "annotations": dict(annotations),
+                             "ownerReferences": [owner_ref(rev)]},
+                "spec": {"containerConcurrency": int(spec.get("containerConcurrency", 0)),
+                         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "name": f"{name}-deployment"},
+                         "reachability": "Reachable", "protocolType": "http1"}},
+                namespace=ns)
+        dname = f"{name}-deployment"
+        if self.store.try_get(DEPLOY, dname, namespace=ns) is not None:
+            return
+        pod_labels = dict(labels)
+        pod_labels.setdefault("app", name)
+        pod_annotations = {k: v for k, v in annotations.items() if not k.startswith(AUTOSCALING)}
+        pod_spec = {k: copy.deepcopy(v) for k, v in spec.items()
+                    if k not in ("containerConcurrency", "timeoutSeconds",
+                                 "responseStartTimeoutSeconds", "idleTimeoutSeconds")}
+        pod_spec.setdefault("terminationGracePeriodSeconds", int(spec.get("timeoutSeconds",
+                                                                          300)))
+        selector = {REVISION_LABEL: name, "serving.knative.dev/revisionUID": meta["uid"]}
+        self.store.create(DEPLOY, {
+            "metadata": {"name": dname, "labels": labels,
+                         "ownerReferences": [owner_ref(rev)]},
+            "spec": {"replicas": initial_replicas(annotations),
+                     "selector": {"matchLabels": selector},
+                     "progressDeadlineSeconds": 600,
+                     "template": {"metadata": {"labels": pod_labels,
+                                               "annotations": pod_annotations},
+                                  "spec": pod_spec}}}, namespace=ns)
+
+    def _route(self, ksvc: dict[str, Any], latest_ready: dict[str, Any] | None,
+               ) -> dict[str, Any]:
+        meta = ksvc["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        traffic = ([{"revisionName": latest_ready["metadata"]["name"], "percent": 100,
+                     "latestRevision": True}] if latest_ready else [])
+        route = apply(self.store, ROUTE, {
+            "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+            "metadata": {"name": name, "namespace": ns,
+                         "labels": {SERVICE_LABEL: name},
+                         "ownerReferences": [owner_ref(ksvc)]},
+            "spec": {"traffic": [{"configurationName": name, "percent": 100,
+                                  "latestRevision": True}]}})
+        url = f"http://{name}.{ns}.{self.domain}"
+        prev = (route.get("status") or {}).get("conditions") or []
+        ok = latest_ready is not None
+        status = {
+            "observedGeneration": route["metadata"].get("generation", 1),
+            "url": url,
+            "address": {"url": f"http://{name}.{ns}.svc.cluster.local"},
+            "traffic": traffic,
+            "conditions": [
+                condition("AllTrafficAssigned", "True" if ok else "Unknown", "", "", prev),
+                condition("IngressReady", "True" if ok else "Unknown", "", "", prev),
+                condition("Ready", "True" if ok else "Unknown",
+                          "" if ok else "RevisionMissing", "", prev)],
+        }
+        route = set_status(self.store, ROUTE, route, status)
+        if ok and self.ingress is not None:
+            rev = latest_ready["metadata"]["name"]  # type: ignore[index]
+            hosts = {f"{name}.{ns}.{self.domain}"}
+            isvc = (meta.get("labels") or {}).get(ISVC_LABEL)
+            if isvc:
+                hosts.add(f"{isvc}.{ns}.{self.domain}")
+            for host in sorted(hosts):
+                self.ingress.set_route(host, ns, rev)
+            self._hosts[(ns, name)] = hosts
+        return route
+
+    def _drop_routes(self, ns: str, name: str) -> None:
+        for host in self._hosts.pop((ns, name), set()):
+            if self.ingress is not None:
+                self.ingress.remove_route(host)
+
+    # ------------------------------------------------------------------ bottom-up
+
+    def _revision_status(self, rev: dict[str, Any]) -> dict[str, Any]:
+        meta = rev["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        pa = self.store.try_get(PA, name, namespace=ns)
+        dep = self.store.try_get(DEPLOY, f"{name}-deployment", namespace=ns)
+        old = rev.get("status") or {}
+        prev = old.get("conditions") or []
+        initialized = cond_status(pa, "ScaleTargetInitialized") == "True" or (
+            cond_status(rev, "Ready") == "True")
+        active = next((c for c in ((pa or {}).get("status") or {}).get("conditions") or []
+                       if c.get("type") == "Active"), None)
+        conditions = [
+            condition("Active", active["status"] if active else "Unknown",
+                      (active or {}).get("reason", "Deploying"),
+                      (active or {}).get("message", ""), prev, severity="Info"),
+            condition("ContainerHealthy", "True" if initialized else "Unknown", "", "", prev),
+            condition("Ready", "True" if initialized else "Unknown",
+                      "" if initialized else "Deploying", "", prev),
+            condition("ResourcesAvailable", "True" if initialized else "Unknown",
+                      "" if initialized else "Deploying", "", prev),
+        ]
+        status = dict(old)
+        status.update({"observedGeneration": meta.get("generation", 1),
+                       "conditions": conditions,
+                       "containerStatuses": [{"name": "kserve-container"}]})
+        if dep is not None:
+            status["serviceName"] = name
+        pa_status = (pa or {}).get("status") or {}
+        if pa_status.get("actualScale") is not None:
+            status["actualReplicas"] = pa_status["actualScale"]
+        desired = pa_status.get("desiredScale")
+        if desired is not None and desired >= 0:
+            status["desiredReplicas"] = desired
+        return set_status(self.store, REVISION, rev, status)
+
+    def _config_status(self, config: dict[str, Any], rev: dict[str, Any],
+                       latest_ready: dict[str, Any] | None) -> dict[str, Any]:
+        prev = (config.get("status") or {}).get("conditions") or []
+        ok = latest_ready is not None and latest_ready["metadata"]["name"] == rev[
+            "metadata"]["name"]
+        status: dict[str, Any] = {
+            "observedGeneration": config["metadata"].get("generation", 1),
+            "latestCreatedRevisionName": rev["metadata"]["name"],
+            "conditions": [condition("Ready", "True" if ok else "Unknown", "", "", prev)]}
+        if latest_ready is not None:
+            status["latestReadyRevisionName"] = latest_ready["metadata"]["name"]
+        return set_status(self.store, CONFIG, config, status)
+
+    def _ksvc_status(self, ksvc: dict[str, Any], config: dict[str, Any],
+                     route: dict[str, Any], rev: dict[str, Any],
+                     latest_ready: dict[str, Any] | None) -> None:
+        prev = (ksvc.get("status") or {}).get("conditions") or []
+        cfg_ok = cond_status(config, "Ready")
+        route_ok = cond_status(route, "Ready")
+        ready = "True" if cfg_ok == "True" and route_ok == "True" else "Unknown"
+        cst = config.get("status") or {}
+        rst = route.get("status") or {}
+        status: dict[str, Any] = {
+            "observedGeneration": ksvc["metadata"].get("generation", 1),
+            "latestCreatedRevisionName": cst.get("latestCreatedRevisionName"),
+            "url": rst.get("url"), "address": rst.get("address"),
+            "traffic": rst.get("traffic") or [],
+            "conditions": [condition("ConfigurationsReady", cfg_ok, "", "", prev),
+                           condition("Ready", ready, "", "", prev),
+                           condition("RoutesReady", route_ok, "", "", prev)]}
+        if cst.get("latestReadyRevisionName"):
+            status["latestReadyRevisionName"] = cst["latestReadyRevisionName"]
+        set_status(self.store, KSVC, ksvc, status)

@@ -1,0 +1,216 @@
+"""The KServe controller: InferenceService -> Knative Service ``<isvc>-predictor``, and the
+InferenceService's status from what Knative reports (``kserve-locust-kind.md`` §2).
+
+What reaches the Knative Service's revision template:
+
+- annotations of the InferenceService (minus KServe's disallow list) and of
+  ``predictor.annotations``; then KServe's overrides: ``autoscaling.knative.dev/class`` =
+  KPA unless set, ``/target`` and ``/metric`` from ``scaleTarget``/``scaleMetric``,
+  ``/min-scale`` **always** (``minReplicas``, 1 when unset; a min-scale annotation alone is
+  ignored), ``/max-scale`` from ``maxReplicas`` when non-zero;
+- labels of the InferenceService and ``predictor.labels``, plus
+  ``serving.kserve.io/inferenceservice`` and ``component=predictor``;
+- ``containerConcurrency``, ``timeout`` -> ``timeoutSeconds``, the pod spec fields
+  (``nodeSelector``, ``affinity``, ``tolerations``, ...), the ``kserve-container`` (from
+  ``predictor.model`` or the custom ``containers``) and, with a ``storageUri``, the
+  ``storage-initializer`` init container and its source-URI annotation (what KServe's
+  pod mutator injects).
+
+Status: ``PredictorReady``, ``IngressReady``, ``Ready`` (+ ``LatestDeploymentReady``,
+``RoutesReady``), ``status.url``, ``address.url``, ``components.predictor`` and
+``observedGeneration``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+from harness.emulator.controllers.base import (
+    Controller,
+    apply,
+    cond_status,
+    condition,
+    owner_ref,
+    set_status,
+)
+from harness.emulator.watch import WatchEvent
+
+ISVC = "serving.kserve.io/inferenceservices"
+KSVC = "serving.knative.dev/services"
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
+KPA_CLASS = "kpa.autoscaling.knative.dev"
+AUTOSCALING = "autoscaling.knative.dev/"
+MODEL_IMAGE = "harness/modelserver:0.1.0"
+STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.15.0"
+DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", SOURCE_URI,
+              "serving.kserve.io/deploymentMode", "serving.kserve.io/modelFormat")
+POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "serviceAccountName",
+              "priorityClassName", "schedulerName", "topologySpreadConstraints", "volumes",
+              "imagePullSecrets", "securityContext", "terminationGracePeriodSeconds",
+              "runtimeClassName", "hostIPC", "dnsPolicy")
+CONTAINER_FIELDS = ("image", "command", "args", "env", "resources", "ports", "readinessProbe",
+                    "livenessProbe", "volumeMounts", "workingDir")
+
+
+def predictor_name(isvc_name: str) -> str:
+    return f"{isvc_name}-predictor"
+
+
+def revision_template(isvc: dict[str, Any]) -> dict[str, Any]:
+    """The Knative Service ``spec.template`` KServe makes of an InferenceService."""
+    meta = isvc["metadata"]
+    pred = (isvc.get("spec") or {}).get("predictor") or {}
+    annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
+                   if k not in DISALLOWED}
+    annotations.update({k: str(v) for k, v in (pred.get("annotations") or {}).items()})
+    annotations.setdefault(AUTOSCALING + "class", KPA_CLASS)
+    if pred.get("scaleTarget") is not None:
+        annotations[AUTOSCALING + "target"] = str(pred["scaleTarget"])
+    if pred.get("scaleMetric") is not None:
+        annotations[AUTOSCALING + "metric"] = str(pred["scaleMetric"])
+    min_replicas = pred.get("minReplicas")
+    annotations[AUTOSCALING + "min-scale"] = str(1 if min_replicas is None else min_replicas)
+    annotations.pop(AUTOSCALING + "minScale", None)
+    if pred.get("maxReplicas"):
+        annotations[AUTOSCALING + "max-scale"] = str(pred["maxReplicas"])
+    labels = {**(meta.get("labels") or {}), **(pred.get("labels") or {}),
+              ISVC_LABEL: meta["name"], "component": "predictor"}
+
+    model = pred.get("model")
+    storage_uri = None
+    if isinstance(model, dict):
+        storage_uri = model.get("storageUri")
+        container: dict[str, Any] = {"name": "kserve-container",
+                                     "image": model.get("image") or MODEL_IMAGE}
+        for f in CONTAINER_FIELDS:
+            if f in model and f != "image":
+                container[f] = copy.deepcopy(model[f])
+    else:
+        containers = pred.get("containers") or [{"name": "kserve-container",
+                                                 "image": MODEL_IMAGE}]
+        container = copy.deepcopy(containers[0])
+        container["name"] = "kserve-container"
+        for item in container.get("env") or []:
+            if item.get("name") == "STORAGE_URI":
+                storage_uri = item.get("value")
+    container.setdefault("ports", [{"containerPort": 8080, "name": "http1",
+                                    "protocol": "TCP"}])
+    spec: dict[str, Any] = {"containers": [container]}
+    if storage_uri:
+        annotations[SOURCE_URI] = str(storage_uri)
+        container.setdefault("volumeMounts", []).append(
+            {"name": "kserve-provision-location", "mountPath": "/mnt/models",
+             "readOnly": True})
+        spec["initContainers"] = [{
+            "name": "storage-initializer", "image": STORAGE_INITIALIZER_IMAGE,
+            "args": [str(storage_uri), "/mnt/models"],
+            "resources": {"requests": {"cpu": "100m", "memory": "100Mi"},
+                          "limits": {"cpu": "1", "memory": "1Gi"}},
+            "volumeMounts": [{"name": "kserve-provision-location",
+                              "mountPath": "/mnt/models"}]}]
+        spec.setdefault("volumes", []).append({"name": "kserve-provision-location",
+                                               "emptyDir": {}})
+    for f in POD_FIELDS:
+        if f in pred:
+            if f == "volumes":
+                spec.setdefault("volumes", []).extend(copy.deepcopy(pred[f]))
+            else:
+                spec[f] = copy.deepcopy(pred[f])
+    if pred.get("containerConcurrency") is not None:
+        spec["containerConcurrency"] = int(pred["containerConcurrency"])
+    if pred.get("timeout") is not None:
+        spec["timeoutSeconds"] = int(pred["timeout"])
+        spec["responseStartTimeoutSeconds"] = int(pred["timeout"])
+    return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
+
+
+class KServeController(Controller):
+    """Reconciles InferenceServices into Knative Services and reflects their status."""
+
+    name = "kserve"
+    resources = (ISVC, KSVC)
+
+    def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
+        meta = event.object["metadata"]
+        if resource == KSVC:
+            owner = (meta.get("labels") or {}).get(ISVC_LABEL)
+            return [(meta["namespace"], owner)] if owner else []
+        return [(meta["namespace"], meta["name"])]
+
+    async def reconcile(self, key: Hashable) -> None:
+        ns, name = key  # type: ignore[misc]
+        isvc = self.store.try_get(ISVC, name, namespace=ns)
+        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+            return
+        ksvc_name = predictor_name(name)
+        desired = {
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": ksvc_name, "namespace": ns,
+                         "labels": {ISVC_LABEL: name, "component": "predictor"},
+                         "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+                         "ownerReferences": [owner_ref(isvc)]},
+            "spec": {"template": revision_template(isvc),
+                     "traffic": [{"latestRevision": True, "percent": 100}]},
+        }
+        ksvc = apply(self.store, KSVC, desired)
+        self._status(isvc, ksvc)
+
+    def _status(self, isvc: dict[str, Any], ksvc: dict[str, Any]) -> None:
+        meta = isvc["metadata"]
+        old = isvc.get("status") or {}
+        prev = old.get("conditions") or []
+        kst = ksvc.get("status") or {}
+        ready = cond_status(ksvc, "Ready") == "True"
+        cfg_ready = cond_status(ksvc, "ConfigurationsReady")
+        routes_ready = cond_status(ksvc, "RoutesReady")
+        url = kst.get("url")
+        host = f"{meta['name']}.{meta['namespace']}"
+        domain = url.split(".", 2)[2] if url and url.count(".") >= 2 else None
+
+        def c(type_: str, value: str, reason: str = "", msg: str = "") -> dict[str, Any]:
+            return condition(type_, value, reason, msg, prev)
+
+        pred_reason = "" if ready else "RevisionMissing"
+        conditions = [
+            c("IngressReady", "True" if routes_ready == "True" else "False",
+              "" if routes_ready == "True" else "RoutesNotReady"),
+            c("LatestDeploymentReady", "True" if cfg_ready == "True" else "Unknown"),
+            c("PredictorConfigurationReady", "True" if cfg_ready == "True" else "Unknown"),
+            c("PredictorReady", "True" if ready else "False", pred_reason,
+              "" if ready else "Revision is not ready yet"),
+            c("PredictorRouteReady", routes_ready if routes_ready != "Unknown" else "Unknown"),
+            c("Ready", "True" if ready else "False", "" if ready else "PredictorNotReady"),
+            c("RoutesReady", routes_ready),
+        ]
+        predictor: dict[str, Any] = {}
+        for src, dst in (("latestCreatedRevisionName", "latestCreatedRevision"),
+                         ("latestReadyRevisionName", "latestReadyRevision")):
+            if kst.get(src):
+                predictor[dst] = kst[src]
+        if kst.get("latestReadyRevisionName"):
+            predictor["latestRolledoutRevision"] = kst["latestReadyRevisionName"]
+        if kst.get("traffic"):
+            predictor["traffic"] = kst["traffic"]
+        if url:
+            predictor["url"] = url
+            predictor["address"] = {"url": f"http://{ksvc['metadata']['name']}."
+                                           f"{meta['namespace']}.svc.cluster.local"}
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "deploymentMode": "Serverless",
+            "conditions": conditions,
+            "components": {"predictor": predictor},
+            "modelStatus": {
+                "transitionStatus": "UpToDate" if ready else "InProgress",
+                "states": {"activeModelState": "Loaded" if ready else "Pending",
+                           "targetModelState": "Loaded"},
+                "copies": {"failedCopies": 0}},
+        }
+        if url and domain:
+            status["url"] = f"http://{host}.{domain}"
+            status["address"] = {"url": f"http://{meta['name']}.{meta['namespace']}"
+                                        ".svc.cluster.local"}
+        set_status(self.store, ISVC, isvc, status)

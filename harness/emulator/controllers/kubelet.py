@@ -1,0 +1,365 @@
+"""The kubelet: every pod bound to a node becomes a real local model-server process.
+
+For a pod with ``spec.nodeName`` the kubelet, on the controllers' loop:
+
+1. reports the pod started (``hostIP``/``podIP`` 127.0.0.1, ``startTime``, phase Pending,
+   ``Initialized``/``ContainersReady``/``Ready`` False) — optionally after a fault delay;
+2. runs the storage-initializer step when the pod carries KServe's
+   ``serving.kserve.io/storage-initializer-sourceuri`` annotation: the model is really
+   fetched into a per-pod folder (:mod:`.storage`); otherwise the sample model is used;
+   then ``Initialized=True``;
+3. starts ``python -m modelserver`` (``fixtures/modelserver``) in its own process group on
+   a free 127.0.0.1 port, with the container's ``env``; the port is published as the pod
+   annotation ``emulator.harness.dev/port`` and the container's ``ports``; phase Running;
+4. polls ``/v2/health/ready`` and sets ``ContainersReady`` and ``Ready`` True (each
+   condition keeps its own ``lastTransitionTime``).
+
+Deletion: a pod with ``deletionTimestamp`` gets SIGTERM (the server drains in-flight
+requests), SIGKILL after ``terminationGracePeriodSeconds``, and is then removed from the
+store with grace 0. :meth:`Kubelet.on_stop` ends every process so nothing is left behind;
+children also get SIGKILL from the kernel if this process dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.emulator.cluster_config import ROOT
+from harness.emulator.controllers.base import Controller, condition, now_rfc3339
+from harness.emulator.controllers.scheduler import record_event
+from harness.emulator.controllers.storage import StorageError, fetch
+from harness.emulator.status import ApiError
+from harness.emulator.store import Store
+from harness.emulator.watch import WatchEvent
+
+log = logging.getLogger(__name__)
+
+MODELSERVER_ROOT = ROOT / "fixtures" / "modelserver"
+SAMPLE_MODEL_DIR = MODELSERVER_ROOT / "model"
+SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
+PORT_ANNOTATION = "emulator.harness.dev/port"
+COMPONENT = "kubelet"
+_START_TIMEOUT_S = 30.0
+_READY_POLL_S = 0.1
+_STOP_KILL_S = 5.0
+
+try:
+    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _LIBC = None
+
+
+def _child_setup() -> None:
+    """In the child, before exec: die with the parent (Linux ``PR_SET_PDEATHSIG``)."""
+    if _LIBC is not None:
+        with contextlib.suppress(Exception):
+            _LIBC.prctl(1, signal.SIGKILL)
+
+
+@dataclass
+class PodRuntime:
+    """What the kubelet holds for one pod."""
+
+    namespace: str
+    name: str
+    uid: str
+    task: asyncio.Task[None] | None = None
+    proc: asyncio.subprocess.Process | None = None
+    port: int = 0
+    terminating: bool = False
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    started: float = field(default_factory=time.monotonic)
+
+
+class Kubelet(Controller):
+    """Runs pods as model-server processes on 127.0.0.1."""
+
+    name = "kubelet"
+    resources = ("pods",)
+
+    def __init__(self, store: Store, *, workdir: str | Path, s3_endpoint: str | None = None,
+                 pvc_root: str | Path | None = None, startup_delay_s: float = 0.0,
+                 ready_timeout_s: float = 120.0, python: str = sys.executable) -> None:
+        super().__init__(store)
+        self.workdir = Path(workdir)
+        self.s3_endpoint = s3_endpoint
+        self.pvc_root = pvc_root
+        self.startup_delay_s = startup_delay_s
+        self.ready_timeout_s = ready_timeout_s
+        self.python = python
+        self.pods: dict[tuple[str, str], PodRuntime] = {}
+        self._http: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------------ events
+
+    def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
+        meta = event.object["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if (event.object.get("spec") or {}).get("nodeName") or key in self.pods:
+            return [key]
+        return []
+
+    async def reconcile(self, key: Hashable) -> None:
+        ns, name = key  # type: ignore[misc]
+        pod = self.store.try_get("pods", name, namespace=ns)
+        rt = self.pods.get((ns, name))
+        if pod is None or (rt is not None and rt.uid != pod["metadata"]["uid"]):
+            if rt is not None and not rt.terminating:
+                rt.terminating = True
+                await self._kill(rt, grace=0.0)
+                self.pods.pop((ns, name), None)
+            if pod is None:
+                return
+            rt = None
+        if pod["metadata"].get("deletionTimestamp"):
+            if rt is None:
+                self._finish_delete(ns, name, pod["metadata"]["uid"])
+            elif not rt.terminating:
+                rt.terminating = True
+                grace = float(pod["metadata"].get("deletionGracePeriodSeconds")
+                              or (pod.get("spec") or {}).get("terminationGracePeriodSeconds",
+                                                             30))
+                asyncio.create_task(self._terminate(rt, grace))
+            return
+        if not (pod.get("spec") or {}).get("nodeName") or rt is not None:
+            return
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        rt = PodRuntime(ns, name, pod["metadata"]["uid"])
+        self.pods[(ns, name)] = rt
+        rt.task = asyncio.create_task(self._run(rt, pod), name=f"kubelet-{ns}-{name}")
+
+    # ------------------------------------------------------------------ pod life
+
+    def _patch_status(self, rt: PodRuntime, change: dict[str, Any],
+                      conditions: dict[str, tuple[str, str]] | None = None) -> None:
+        pod = self.store.try_get("pods", rt.name, namespace=rt.namespace)
+        if pod is None or pod["metadata"]["uid"] != rt.uid:
+            return
+        status = dict(pod.get("status") or {})
+        status.update(change)
+        if conditions:
+            prev = status.get("conditions") or []
+            by_type = {c["type"]: c for c in prev}
+            for type_, (value, reason) in conditions.items():
+                by_type[type_] = condition(type_, value, reason, "", prev)
+            order = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
+            status["conditions"] = sorted(by_type.values(), key=lambda c: order.index(
+                c["type"]) if c["type"] in order else len(order))
+        try:
+            self.store.patch("pods", rt.name, [{"op": "add", "path": "/status",
+                                                "value": status}],
+                             namespace=rt.namespace, patch_type="json", subresource="status")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def _container_status(self, pod: dict[str, Any], state: dict[str, Any],
+                          ready: bool) -> list[dict[str, Any]]:
+        out = []
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            out.append({"name": c.get("name", "kserve-container"),
+                        "image": c.get("image", "harness/modelserver"),
+                        "imageID": "", "ready": ready, "restartCount": 0,
+                        "started": "running" in state, "state": state})
+        return out
+
+    async def _run(self, rt: PodRuntime, pod: dict[str, Any]) -> None:
+        try:
+            await self._start(rt, pod)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported on the pod
+            log.warning("kubelet: pod %s/%s failed: %s", rt.namespace, rt.name, exc)
+            record_event(self.store, pod, "Warning", "Failed", str(exc), COMPONENT)
+            self._patch_status(rt, {"phase": "Failed", "message": str(exc)[:500]},
+                               {"ContainersReady": ("False", "ContainersNotReady"),
+                                "Ready": ("False", "ContainersNotReady")})
+
+    async def _start(self, rt: PodRuntime, pod: dict[str, Any]) -> None:
+        spec = pod.get("spec") or {}
+        uri = (pod["metadata"].get("annotations") or {}).get(SOURCE_URI)
+        has_init = bool(uri)
+        self._patch_status(rt, {"phase": "Pending", "hostIP": "127.0.0.1",
+                                "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+                                "startTime": now_rfc3339()},
+                           {"Initialized": ("False" if has_init else "True",
+                                            "ContainersNotInitialized" if has_init else ""),
+                            "ContainersReady": ("False", "ContainersNotReady"),
+                            "Ready": ("False", "ContainersNotReady")})
+        if self.startup_delay_s > 0:
+            await asyncio.sleep(self.startup_delay_s)
+        pod_dir = self.workdir / rt.namespace / rt.name
+        model_dir = SAMPLE_MODEL_DIR
+        if uri:
+            model_dir = pod_dir / "models"
+            started = now_rfc3339()
+            try:
+                await asyncio.to_thread(fetch, uri, model_dir, s3_endpoint=self.s3_endpoint,
+                                        pvc_root=self.pvc_root)
+            except StorageError as exc:
+                self._patch_status(rt, {"initContainerStatuses": [{
+                    "name": "storage-initializer", "ready": False, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                                             "message": str(exc)[:500],
+                                             "startedAt": started,
+                                             "finishedAt": now_rfc3339()}}}]},
+                    {"Initialized": ("False", "ContainersNotInitialized")})
+                record_event(self.store, pod, "Warning", "Failed",
+                             f"storage-initializer: {exc}", COMPONENT)
+                return
+            self._patch_status(rt, {"initContainerStatuses": [{
+                "name": "storage-initializer", "ready": True, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                         "startedAt": started, "finishedAt": now_rfc3339()}}}]},
+                {"Initialized": ("True", "")})
+        container = (spec.get("containers") or [{}])[0]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        for item in container.get("env") or []:
+            if isinstance(item, dict) and "name" in item and "value" in item:
+                env[str(item["name"])] = str(item["value"])
+        grace = float(spec.get("terminationGracePeriodSeconds", 30))
+        env.update({"PYTHONPATH": str(MODELSERVER_ROOT), "HOST": "127.0.0.1", "PORT": "0",
+                    "MODEL_DIR": str(model_dir), "POD_NAME": rt.name,
+                    "PYTHONUNBUFFERED": "1", "SHUTDOWN_GRACE": f"{grace}s"})
+        if rt.terminating:
+            return
+        rt.proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "modelserver", env=env, cwd=str(MODELSERVER_ROOT),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_child_setup)
+        rt.port = await self._wait_port(rt)
+        asyncio.create_task(self._drain(rt))
+        self.store.patch("pods", rt.name, {"metadata": {"annotations": {
+            PORT_ANNOTATION: str(rt.port)}}}, namespace=rt.namespace)
+        fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
+        self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
+            fresh, {"running": {"startedAt": now_rfc3339()}}, False)})
+        record_event(self.store, fresh, "Normal", "Started",
+                     f"Started container {container.get('name', 'kserve-container')}",
+                     COMPONENT)
+        await self._wait_ready(rt)
+        fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
+        running = ((fresh.get("status") or {}).get("containerStatuses") or [{}])[0].get(
+            "state") or {"running": {"startedAt": now_rfc3339()}}
+        self._patch_status(rt, {"containerStatuses": self._container_status(
+            fresh, running, True)},
+            {"ContainersReady": ("True", ""), "Ready": ("True", "")})
+        code = await rt.proc.wait()
+        if not rt.terminating:
+            self._patch_status(rt, {"phase": "Failed", "containerStatuses":
+                                    self._container_status(fresh, {"terminated": {
+                                        "exitCode": code, "reason": "Error",
+                                        "finishedAt": now_rfc3339()}}, False)},
+                               {"ContainersReady": ("False", "ContainersNotReady"),
+                                "Ready": ("False", "ContainersNotReady")})
+
+    async def _wait_port(self, rt: PodRuntime) -> int:
+        assert rt.proc is not None and rt.proc.stdout is not None
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                raw = await asyncio.wait_for(rt.proc.stdout.readline(),
+                                             max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip()
+            rt.output.append(line)
+            if "listening on http://" in line:
+                return int(line.rsplit(":", 1)[1].strip("/ "))
+        raise RuntimeError("model server did not start: " + " | ".join(list(rt.output)[-5:]))
+
+    async def _drain(self, rt: PodRuntime) -> None:
+        assert rt.proc is not None and rt.proc.stdout is not None
+        with contextlib.suppress(Exception):
+            while True:
+                raw = await rt.proc.stdout.readline()
+                if not raw:
+                    return
+                rt.output.append(raw.decode(errors="replace").rstrip())
+
+    async def _wait_ready(self, rt: PodRuntime) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=2.0)
+        url = f"http://127.0.0.1:{rt.port}/v2/health/ready"
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if rt.proc is None or rt.proc.returncode is not None or rt.terminating:
+                raise RuntimeError("model server exited before it was ready")
+            try:
+                resp = await self._http.get(url)
+                if resp.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(_READY_POLL_S)
+        raise RuntimeError(f"not ready within {self.ready_timeout_s:.0f} s")
+
+    # ------------------------------------------------------------------ termination
+
+    async def _terminate(self, rt: PodRuntime, grace: float) -> None:
+        self._patch_status(rt, {}, {"ContainersReady": ("False", "ContainersNotReady"),
+                                    "Ready": ("False", "ContainersNotReady")})
+        await self._kill(rt, grace=grace)
+        self.pods.pop((rt.namespace, rt.name), None)
+        self._finish_delete(rt.namespace, rt.name, rt.uid)
+
+    def _finish_delete(self, ns: str, name: str, uid: str) -> None:
+        shutil.rmtree(self.workdir / ns / name, ignore_errors=True)
+        with contextlib.suppress(ApiError):
+            self.store.delete("pods", name, namespace=ns, grace_period_seconds=0,
+                              preconditions={"uid": uid})
+
+    async def _kill(self, rt: PodRuntime, *, grace: float) -> None:
+        """SIGTERM the process group, SIGKILL after ``grace`` seconds; always reaps."""
+        if rt.task is not None and rt.proc is None:
+            rt.task.cancel()
+        proc = rt.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), max(grace, 0.1))
+            except TimeoutError:
+                pass
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _STOP_KILL_S)
+        if rt.task is not None and not rt.task.done():
+            rt.task.cancel()
+
+    async def on_stop(self) -> None:
+        runtimes = list(self.pods.values())
+        for rt in runtimes:
+            rt.terminating = True
+        await asyncio.gather(*(self._kill(rt, grace=_STOP_KILL_S) for rt in runtimes),
+                             return_exceptions=True)
+        self.pods.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def pids(self) -> list[int]:
+        return [rt.proc.pid for rt in self.pods.values() if rt.proc is not None]
