@@ -40,6 +40,7 @@ LOCUSTFILE = REPO_ROOT / "loadprofiles" / "locustfile.py"
 RESOLVED_SUFFIX = ".resolved.json"  # the locustfile reads such a file without re-validating
 START_ALLOWANCE = 30.0  # seconds for Locust to start and the workers to connect
 DRAIN_MARGIN = 5.0  # as in harness.load.control
+BOUND_MARGIN = 5.0  # seconds past the drain deadline before the children are killed
 KILL_GRACE = 5.0
 
 
@@ -202,7 +203,7 @@ def run(
                 ], out / f"locust-worker-{i}.log")
         else:
             main = children.start(base, out / "locust.log")
-        bound = START_ALLOWANCE + prof.total + prof.timeout + DRAIN_MARGIN + 5.0
+        bound = START_ALLOWANCE + prof.total + prof.timeout + DRAIN_MARGIN + BOUND_MARGIN
         timed_out = not _watch(main, records, status, prof, t0 + bound, progress)
         if timed_out:
             children.signal_all(signal.SIGTERM)
