@@ -84,6 +84,8 @@ class PodRuntime:
     terminating: bool = False
     output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     started: float = field(default_factory=time.monotonic)
+    ready_s: float | None = None
+    """Seconds from the kubelet seeing the pod to the server answering ready."""
 
 
 class Kubelet(Controller):
@@ -103,6 +105,8 @@ class Kubelet(Controller):
         self.ready_timeout_s = ready_timeout_s
         self.python = python
         self.pods: dict[tuple[str, str], PodRuntime] = {}
+        self.startup_times: list[float] = []
+        """Seconds from pod seen to ready, one per pod that became ready."""
         self._http: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ events
@@ -255,6 +259,8 @@ class Kubelet(Controller):
                      f"Started container {container.get('name', 'kserve-container')}",
                      COMPONENT)
         await self._wait_ready(rt)
+        rt.ready_s = time.monotonic() - rt.started
+        self.startup_times.append(rt.ready_s)
         fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
         running = ((fresh.get("status") or {}).get("containerStatuses") or [{}])[0].get(
             "state") or {"running": {"startedAt": now_rfc3339()}}
