@@ -69,6 +69,7 @@ class Reconciler:
                     elif ev["type"] in ("ADDED", "MODIFIED"):
                         self.state[meta["name"]] = meta["resourceVersion"]
                     self.rv = meta["resourceVersion"]
+                time.sleep(0.05)  # a pause between streams, so resumes replay history
             except ApiException as exc:
                 if exc.status == 410:
                     self.rv = None
