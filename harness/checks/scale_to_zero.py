@@ -1,0 +1,152 @@
+"""Check 6, scale to zero.
+
+From the last response, zero ready pods come not before stable window + scale-down
+delay + retention (from one pod; ``harness.findings.time_to_zero``), and by
+stable window + delay + max(grace, retention); when the reference model on the measured
+load takes longer (more pods step down first), its earliest and latest times (over the
+measured pod start-ups and tick phase) replace those. Both sides get the budget; around
+the model's times the decision tick is left out of it (the variants cover the phase). The
+effective retention is the revision's annotation when it sets one (the claim key
+says which). With minReplicas >= 1 (or scale to zero disabled) zero is never reached.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.checks.common import ParamsInput, effective, load_series, pod_startup_range
+from harness.checks.verdict import FAIL, PASS, Verdict, Window, skip, timing_budget
+from harness.findings import time_to_zero
+from harness.kpa import simulate
+from harness.observe.frames import Frames
+from harness.observe.load import sent
+from harness.observe.series import step_value
+from harness.params import KPAParams
+
+CHECK = "scale-to-zero"
+
+
+def last_response(records: pd.DataFrame | None) -> float | None:
+    if records is None or records.empty:
+        return None
+    recs = sent(records)
+    if recs.empty:
+        return None
+    return float((recs["start"] + recs["latency_s"].fillna(0.0)).max())
+
+
+def first_zero(ready: pd.DataFrame, after: float) -> float | None:
+    """First time at or after ``after`` when no pod is ready (and none is left running)."""
+    if ready.empty:
+        return None
+    if step_value(ready, after, "ready", None) == 0:
+        return after
+    hit = ready[(ready["time"] > after) & (ready["ready"] == 0)]
+    return None if hit.empty else float(hit["time"].iloc[0])
+
+
+def model_time_to_zero(
+    frames: Frames, p: KPAParams, records: pd.DataFrame | None, anchor: float, hi: float
+) -> tuple[float | None, float | None]:
+    """Seconds from ``anchor`` to zero in the reference model on the measured load:
+    (earliest, latest) over the measured pod start-ups and a one-second tick phase."""
+    start, load = load_series(frames, records, p)
+    r0 = int(step_value(frames.ready, start, "ready", 0))
+    lo_s, hi_s = pod_startup_range(frames) or (0.0, 0.0)
+    found = []
+    for startup in {lo_s, hi_s}:
+        for shift in (0, 1):
+            trace = [load[0]] * shift + list(load)
+            sim = simulate(p, trace, startup, initial_ready=r0, until=len(trace) + hi + 60)
+            gone = sim[(sim["t"] + start - shift >= anchor) & (sim["ready"] == 0)
+                       & (sim["desired"] == 0)]
+            if not gone.empty:
+                found.append(float(gone["t"].iloc[0]) - shift + start - anchor)
+    return (min(found), max(found)) if found else (None, None)
+
+
+def check_scale_to_zero(
+    frames: Frames,
+    params: ParamsInput,
+    records: pd.DataFrame | None,
+    *,
+    observation_latency: float = 0.5,
+) -> Verdict:
+    eff = effective(params)
+    p = eff.params
+    key = eff.key("scale_to_zero_pod_retention_period")
+    anchor = last_response(records)
+    end = frames.end
+    if p.min_scale >= 1 or not p.enable_scale_to_zero:
+        claim = (f"minReplicas {p.min_scale} (enable-scale-to-zero "
+                 f"{str(p.enable_scale_to_zero).lower()}): the service never scales to zero")
+        key = eff.key("min_scale")
+        if frames.ready.empty:
+            return skip(CHECK, claim, key, "no pods were recorded")
+        seen = frames.ready[frames.ready["ready"] > 0]
+        if seen.empty:
+            return skip(CHECK, claim, key, "no pod was ever ready")
+        zero = first_zero(frames.ready, float(seen["time"].iloc[0]))
+        lo, _ = time_to_zero(p)
+        held = end - (anchor if anchor is not None else float(seen["time"].iloc[0]))
+        if zero is None and held < lo:
+            return skip(CHECK, claim, key,
+                        f"recorded only {held:.1f} s after the last request, less than the "
+                        f"{lo:g} s a scale to zero would take")
+        ok = zero is None
+        return Verdict(
+            CHECK, claim, key, PASS if ok else FAIL,
+            expected="ready pods never 0",
+            observed="stayed >= 1" if ok else f"0 ready at t={zero - frames.start:.1f} s",
+            why="" if ok else "reached zero ready pods although minReplicas >= 1",
+            numbers={"min_scale": p.min_scale, "held_s": held},
+            evidence=frames.ready[frames.ready["ready"] == 0] if not ok else frames.ready.tail(5),
+        )
+    lo, hi = time_to_zero(p)
+    claim = (
+        f"scale to zero {lo:g} s after the last request (stable window {p.stable_window:g} s "
+        f"+ scale-down-delay {p.scale_down_delay:g} s + retention "
+        f"{p.scale_to_zero_pod_retention_period:g} s)"
+    )
+    if anchor is None:
+        return skip(CHECK, claim, key, "no request records: no last request to measure from")
+    budget = timing_budget(observation_latency)
+    model_lo, model_hi = model_time_to_zero(frames, p, records, anchor, hi)
+    not_before, by = lo - budget.total, hi + budget.total
+    if model_lo is not None and model_hi is not None:
+        # the model's variants cover the tick phase: only the measurement terms remain
+        budget = timing_budget(observation_latency, tick=False)
+        not_before = max(not_before, model_lo - budget.total)
+        by = max(by, model_hi + budget.total)
+    window = Window(not_before, by, "last response", anchor)
+    model = model_hi
+    zero = first_zero(frames.ready, anchor)
+    numbers: dict[str, float | None] = {
+        "not_before": window.not_before, "by": window.by, "formula_lo": lo, "formula_hi": hi,
+        "model": model, "observed": None if zero is None else zero - anchor,
+    }
+    if zero is None:
+        if math.isnan(end) or end - anchor < (window.by or 0):
+            return skip(CHECK, claim, key,
+                        f"recording ended {end - anchor:.1f} s after the last response, before "
+                        f"the {window.by:.1f} s deadline", window=window, budget=budget,
+                        expected=window.describe(), numbers=numbers)
+        return Verdict(CHECK, claim, key, FAIL, expected=window.describe(),
+                       observed=f"still {int(step_value(frames.ready, end, 'ready', 0))} ready "
+                       f"{end - anchor:.1f} s after the last response",
+                       why=f"not at zero by {window.by:.1f} s", window=window, budget=budget,
+                       numbers=numbers, evidence=frames.ready.tail(20))
+    dt = zero - anchor
+    ok = window.contains(dt)
+    why = ""
+    if not ok:
+        why = (f"zero {dt:.1f} s after the last response, before the earliest "
+               f"{window.not_before:.1f} s (retention {p.scale_to_zero_pod_retention_period:g} s "
+               "not honoured)" if dt < (window.not_before or 0) else
+               f"zero only {dt:.1f} s after the last response, deadline {window.by:.1f} s")
+    ev = frames.ready[frames.ready["time"] >= anchor - 1].head(30)
+    return Verdict(CHECK, claim, key, PASS if ok else FAIL, expected=window.describe(),
+                   observed=f"zero {dt:.1f} s after the last response", why=why, window=window,
+                   budget=budget, numbers=numbers, evidence=ev)
