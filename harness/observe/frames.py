@@ -399,28 +399,33 @@ def infer_panic(
 ) -> pd.DataFrame:
     """Panic periods inferred from the trajectory, marked ``inferred=True``.
 
-    A decision counts as panic-level when the desired scale is at least the panic
-    threshold times ``max(1, ready)`` (and above min-scale): Knative enters panic when
-    the panic-window demand reaches that ratio (``knative-kpa.md`` §6.6). Panic lasts
-    until one stable window after the last such decision, as the decider's does.
+    The state is panic-level while the desired scale is at least the panic threshold
+    times ``max(1, ready)`` (and above min-scale): Knative enters panic when the
+    panic-window demand reaches that ratio (``knative-kpa.md`` §6.6), and the frames
+    only show the desired scale when it changes, so the whole interval counts. Panic
+    lasts until one stable window after the panic-level state ends, as the decider's
+    does.
     """
     from harness.observe.series import step_value
 
-    rows: list[tuple[float, bool, bool, str]] = []
-    if scale.empty:
+    valid = scale[scale["desired"].notna() & (scale["desired"] >= 0)]
+    if valid.empty:
         return empty(PANIC_COLUMNS)
+    first = float(valid["time"].iloc[0])
+    times = sorted({float(t) for t in valid["time"]}
+                   | {float(t) for t in ready["time"] if float(t) >= first})
+    rows: list[tuple[float, bool, bool, str]] = []
     until = -math.inf
     panicking = False
-    for t, desired in zip(scale["time"], scale["desired"], strict=True):
-        t = float(t)
+    for i, t in enumerate(times):
         if panicking and t > until:
             rows.append((until, False, True, "trajectory"))
             panicking = False
-        if desired != desired or desired < 0:
-            continue
+        desired = float(step_value(valid, t, "desired"))
         r1 = max(1.0, float(step_value(ready, t, "ready", 0)))
         if desired >= params.panic_threshold * r1 and desired > params.min_scale:
-            until = t + params.stable_window
+            nxt = times[i + 1] if i + 1 < len(times) else (end if end is not None else t)
+            until = max(t, nxt) + params.stable_window
             if not panicking:
                 rows.append((t, True, True, "trajectory"))
                 panicking = True
