@@ -48,6 +48,17 @@ class Backend:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             body = await request.read()
+            if request.path == "/big":
+                return web.Response(body=b"x" * (2 << 20), headers={"X-Pod-Name": self.name})
+            if request.path == "/chunked":
+                resp = web.StreamResponse(headers={"X-Pod-Name": self.name})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                for part in (b"one,", b"two,", b"three"):
+                    await resp.write(part)
+                    await asyncio.sleep(0.01)
+                await resp.write_eof()
+                return resp
             await asyncio.sleep(float(request.query.get("delay", self.delay)))
             self.served += 1
             return web.json_response(
@@ -192,6 +203,28 @@ def test_host_routing_forwarding_and_404() -> None:
             await ingress.stop()
             await a.stop()
             await b.stop()
+
+    run(body)
+
+
+def test_large_chunked_and_head_answers_stream_through() -> None:
+    async def body() -> None:
+        pod = await Backend("pod-a").start()
+        async with Ingress() as ingress, aiohttp.ClientSession() as s:
+            ingress.set_route(HOST, NS, REV)
+            ingress.set_endpoints(NS, REV, [pod.endpoint], 1)
+            headers = {"Host": HOST}
+            async with s.get(ingress.url + "/big", headers=headers) as r:
+                assert r.status == 200 and len(await r.read()) == 2 << 20
+                assert r.headers["X-Pod-Name"] == "pod-a"
+            async with s.get(ingress.url + "/chunked", headers=headers) as r:
+                assert r.status == 200 and await r.read() == b"one,two,three"
+            async with s.head(ingress.url + "/", headers=headers) as r:
+                assert r.status == 200 and await r.read() == b""
+            for _ in range(3):  # the pooled connection is still good after all that
+                status, echo, _ = await get(s, ingress, "/after", method="PUT", data=b"z")
+                assert status == 200 and isinstance(echo, dict) and echo["body"] == "z"
+        await pod.stop()
 
     run(body)
 
@@ -504,8 +537,11 @@ def test_removed_endpoint_gets_no_new_requests_and_stop_is_clean() -> None:
                 await wait_until(lambda: ingress._gates[(NS, REV)].waiting == 1)
                 await ingress.stop()
                 assert (await parked)[0] == 503
+            await a.stop()
+            await b.stop()
+            await asyncio.sleep(0.05)
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            assert others == []
+            assert others == [], [t.get_coro() for t in others]
         finally:
             await ingress.stop()
             await a.stop()

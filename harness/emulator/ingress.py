@@ -44,10 +44,13 @@ then left out of its period's ``request_count`` (it is still in the concurrency)
 "Activating" ends when the revision gets endpoints.
 
 Forwarding keeps method, path, query, body and headers (hop-by-hop ones dropped, Host
-kept), appends the client to ``X-Forwarded-For``, and streams the answer back with its
-headers (the model server's ``X-Pod-Name`` included). A pod that refuses the connection
-or drops it before answering is skipped for a second and the request is retried once on
-another pod (inference is idempotent); when that fails too the answer is 502.
+kept), appends the client to ``X-Forwarded-For``, and passes the answer back with its
+headers (the model server's ``X-Pod-Name`` included); answers over 1 MiB or chunked are
+streamed. The hop to the pod uses the lean pooled HTTP/1.1 client of
+:mod:`harness.emulator.ingress_upstream` (aiohttp's client cost too much CPU). A pod that
+refuses the connection is skipped for a second; a request whose pod refused it or closed
+it before answering is retried once on another pod (waiting for one like any request;
+inference is idempotent); when that fails too the answer is 502.
 The activator timeout and ``clock`` differ in one way: waits use the event loop's clock,
 metering and the skip period use ``clock``.
 """
@@ -61,13 +64,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from harness.emulator.activator import AdmissionError, Pod, RevisionGate
 from harness.emulator.concurrency import Stat
+from harness.emulator.ingress_upstream import (
+    ConnectFailed,
+    UpstreamClosed,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 __all__ = ["Ingress", "Pod", "Stat"]
 
@@ -80,7 +88,7 @@ HOP_BY_HOP = frozenset(
         "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
     )
 )
-_DROP_REQUEST = HOP_BY_HOP | {"content-length"}
+_DROP_REQUEST = HOP_BY_HOP | {"content-length", "expect"}
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
 _BUFFER_LIMIT = 1 << 20  # answers up to this size are read whole, larger ones streamed
 _MAX_BODY = 64 << 20
@@ -88,15 +96,12 @@ RevisionKey = tuple[str, str]
 FirstRequestHook = Callable[[str, str], "None | Awaitable[Any]"]
 
 
-def _strip_headers(headers: Any, drop: frozenset[str] | set[str]) -> CIMultiDict[str]:
-    connection = headers.get("Connection", "")
-    named = {t.strip().lower() for t in connection.split(",") if t.strip()}
-    out: CIMultiDict[str] = CIMultiDict()
-    for k, v in headers.items():
-        lk = k.lower()
-        if lk not in drop and lk not in named:
-            out.add(k, v)
-    return out
+def _connection_named(headers: Any) -> frozenset[str]:
+    """Header names listed in ``Connection`` (hop-by-hop too)."""
+    values = headers.getall("Connection", ())
+    if not values:
+        return frozenset()
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
 
 
 def _host_key(host: str) -> str:
@@ -134,7 +139,7 @@ class Ingress:
         self._routes: dict[str, RevisionKey] = {}
         self._gates: dict[RevisionKey, RevisionGate] = {}
         self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.url = ""
 
@@ -143,13 +148,7 @@ class Ingress:
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("ingress already started")
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._pool = UpstreamPool(self.connect_timeout)
         loop = asyncio.get_running_loop()
 
         def make_request(message: Any, payload: Any, protocol: Any, writer: Any,
@@ -178,9 +177,9 @@ class Ingress:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
@@ -292,14 +291,17 @@ class Ingress:
     async def _forward(
         self, request: web.BaseRequest, gate: RevisionGate, body: bytes, proxied: bool
     ) -> web.StreamResponse:
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             return web.Response(status=503, text="ingress is shutting down\n")
-        headers = _strip_headers(request.headers, _DROP_REQUEST)
+        req_headers = request.headers
+        named = _connection_named(req_headers)
+        headers = [(k, v) for k, v in req_headers.items()
+                   if (lk := k.lower()) not in _DROP_REQUEST and lk not in named
+                   and lk != "x-forwarded-for"]
         peer = request.remote or ""
-        prior = headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-        headers.setdefault("X-Forwarded-Proto", request.scheme)
+        prior = ", ".join(req_headers.getall("X-Forwarded-For", ()))
+        headers.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
         deadline = asyncio.get_running_loop().time() + self.activator_timeout
         exclude: frozenset[tuple[str, str, int]] = frozenset()
         last_error = ""
@@ -309,23 +311,22 @@ class Ingress:
             except AdmissionError as exc:
                 return web.Response(status=exc.status, text=f"{exc}\n")
             try:
-                url = URL(f"http://{pod.ip}:{pod.port}{request.raw_path}", encoded=True)
                 try:
-                    upstream = await session.request(
-                        request.method, url, headers=headers, data=body,
-                        allow_redirects=False,
-                    )
-                except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                    if isinstance(exc, TimeoutError | aiohttp.ClientConnectorError):
+                    upstream = await pool.request((pod.ip, pod.port), request.method,
+                                                  request.raw_path, headers, body)
+                except (ConnectFailed, UpstreamClosed) as exc:
+                    if isinstance(exc, ConnectFailed):
                         gate.mark_broken(pod)  # refused or unreachable: skip it a while
                     exclude = exclude | {pod.key}
-                    last_error = f"pod {pod.name} ({pod.ip}:{pod.port}): {exc!r}"
+                    last_error = f"pod {pod.name} ({pod.ip}:{pod.port}): {exc}"
                     continue
+                except UpstreamError as exc:
+                    return web.Response(status=502, text=f"pod {pod.name}: {exc}\n")
                 try:
                     return await self._relay(request, upstream)
                 except _UpstreamBroke as exc:  # the pod died before its answer was read
                     return web.Response(
-                        status=502, text=f"pod {pod.name} failed mid-answer: {exc!r}\n"
+                        status=502, text=f"pod {pod.name} failed mid-answer: {exc}\n"
                     )
                 finally:
                     upstream.release()
@@ -333,24 +334,28 @@ class Ingress:
                 gate.release(pod)
         return web.Response(status=502, text=f"upstream connection failed: {last_error}\n")
 
-    async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse
-    ) -> web.StreamResponse:
-        headers = _strip_headers(upstream.headers, _DROP_RESPONSE)
+    async def _relay(self, request: web.BaseRequest,
+                     upstream: UpstreamResponse) -> web.StreamResponse:
+        named = {t.strip().lower() for k, v in upstream.headers if k.lower() == "connection"
+                 for t in v.split(",")}
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in upstream.headers
+            if (lk := k.lower()) not in _DROP_RESPONSE and lk not in named
+        )
         length = upstream.content_length
         if length is not None and length <= _BUFFER_LIMIT:
             try:
                 data = await upstream.read()
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 raise _UpstreamBroke(str(exc)) from exc
-            return web.Response(status=upstream.status, reason=upstream.reason,
+            return web.Response(status=upstream.status, reason=upstream.reason or None,
                                 body=data, headers=headers)
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason or None,
                                       headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        async for chunk in upstream.content.iter_chunked(1 << 16):
+        async for chunk in upstream.iter_chunks():
             await response.write(chunk)
         await response.write_eof()
         return response
