@@ -10,7 +10,7 @@ fewest requests in flight, and meters every revision's concurrency per second.
 API (the controllers code against it)::
 
     ingress = Ingress("127.0.0.1", 0, activator_timeout=60.0, clock=time.monotonic,
-                      max_buffered=10_000, on_first_request=None)
+                      max_buffered=10_000, on_first_request=None, connect_timeout=2.0)
     await ingress.start(); ingress.url            # "http://127.0.0.1:PORT"
     ingress.set_route(host, namespace, revision)  # host without port, case-insensitive
     ingress.remove_route(host)                    # unknown Host -> 404 with a clear body
@@ -23,6 +23,8 @@ API (the controllers code against it)::
     ingress.take_all_stats() -> dict[(namespace, revision), list[Stat]]
     ingress.on_first_request = callback(namespace, revision)
     ingress.pods(namespace, revision) -> list[Pod] # in_flight, max_in_flight, served
+    ingress.in_flight(namespace, revision) -> int  # requests at the ingress right now
+    ingress.routes() -> dict[host, (namespace, revision)]
     await ingress.stop()                          # closes listener, waiters, pool
 
 ``Stat`` (:mod:`harness.emulator.concurrency`) is frozen: ``time`` (end of the 1 s
