@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import pytest
 
 from harness.load import run, runner
 from harness.load.profile import parse_profile
-from harness.load.records import read_records
+from harness.load.records import COLUMNS, read_records
 from harness.load.shapes import arrivals_before
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +183,28 @@ def test_two_workers_share_the_load(server, tmp_path):
     assert set(result.cpu) == {"main", "worker0", "worker1"}
 
 
+def test_workers_from_another_machine_join_the_master(server, tmp_path):
+    # "another machine" is played by run_workers() in a thread, as `harness load PROFILE
+    # --workers 1 --master HOST:PORT` would run it there.
+    prof = profile({"shape": "constant", "duration": "2s", "rate": 30})
+    port = runner.free_port()
+    before = server.inference_count()
+    remote_rc: list[int] = []
+    remote = threading.Thread(target=lambda: remote_rc.append(runner.run_workers(
+        f"127.0.0.1:{port}", 1, profile=prof, wait=30, out_dir=tmp_path / "remote")))
+    remote.start()
+    try:
+        result = run(prof, server.url, None, tmp_path / "out", workers=1,
+                     master_bind=f"127.0.0.1:{port}", expect_workers=1)
+    finally:
+        remote.join(60)
+    records = result.records()
+    assert remote_rc == [0]
+    assert len(records) == 60 == server.inference_count() - before
+    assert sorted(records["worker"].value_counts().to_list()) == [30, 30]
+    check_open(result.per_second, [0, 1])
+
+
 class _Recorder(BaseHTTPRequestHandler):
     hosts: list[str] = []
 
@@ -251,17 +274,33 @@ def test_a_run_that_does_not_end_is_killed_at_its_bound(tmp_path, monkeypatch):
     assert left == []
 
 
-def test_cli_runs_a_profile_and_prints_json(server, tmp_path):
-    (tmp_path / "p.yaml").write_text("segments:\n  - {shape: constant, duration: 2s, rate: 10}\n")
+def test_cli_runs_a_profile_and_records_are_readable_while_it_runs(server, tmp_path):
+    (tmp_path / "p.yaml").write_text("segments:\n  - {shape: constant, duration: 3s, rate: 10}\n")
     before = server.inference_count()
-    p = subprocess.run([sys.executable, "-m", "harness", "load", str(tmp_path / "p.yaml"),
-                        "--url", server.url, "--host", "x.example.com", "--out",
-                        str(tmp_path / "out"), "--json"],
-                       capture_output=True, text=True, timeout=90)
-    assert p.returncode == 0, p.stderr
-    summary = json.loads(p.stdout)
-    assert summary["requests"] == 20 == server.inference_count() - before
-    assert summary["rate"] == {"seconds": 2, "offered": 20.0, "achieved": 20.0}
-    assert summary["kept_up"] is True and summary["pods"] == {"pod-load": 20}
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "load", str(tmp_path / "p.yaml"),
+                             "--url", server.url, "--host", "x.example.com", "--out", str(out),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    partial: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            frame = read_records(out / "records.csv")
+            if 0 < len(frame) < 30:
+                partial.append(len(frame))
+                assert list(frame.columns) == list(COLUMNS)
+            time.sleep(0.2)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert partial, "records were not readable while the run went on"
+    summary = json.loads(stdout)
+    assert summary["requests"] == 30 == server.inference_count() - before
+    assert summary["rate"] == {"seconds": 3, "offered": 30.0, "achieved": 30.0}
+    assert summary["kept_up"] is True and summary["pods"] == {"pod-load": 30}
     for name in ("records.csv", "per_second.csv", "summary.json", "status.jsonl"):
-        assert (tmp_path / "out" / name).exists()
+        assert (out / name).exists()
