@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "run a scenario through the reference model of the KPA"),
     "conformance": ("conformance", "run the conformance job (make conformance)"),
     "cluster": ("cluster", "start or stop a cluster for the harness (--local: the built-in emulator)"),  # noqa: E501
+    "report": ("report", "rebuild a run report from its raw data"),
     "load": ("load", "run a load profile against an inference endpoint with Locust"),
 }
 

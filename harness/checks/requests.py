@@ -44,8 +44,10 @@ def check_no_request_lost(
     key = "knative activator buffering (knative-kpa.md §7, §9)"
     if records is None or records.empty:
         return skip(CHECK, CLAIM, key, "no request records")
-    err = records["error"].fillna("").astype(str) if "error" in records else pd.Series(
-        [""] * len(records), index=records.index)
+    if "error" in records:
+        err = records["error"].astype(object).fillna("").astype(str)
+    else:
+        err = pd.Series([""] * len(records), index=records.index)
     not_sent = err.str.startswith(NOT_SENT)
     recs = records[~not_sent].copy()
     lat = recs["latency_s"].fillna(0.0)

@@ -158,7 +158,8 @@ def check_scale_down(
     return Verdict(
         CHECK, claim, key, FAIL if problems else PASS,
         expected=(f"steps >= min(floor(ready / {p.max_scale_down_rate:g}), ready - 1); "
-                  + (window.describe() if window else "no delay") + "; inside the model band"),
+                  + (f"{window.describe()} (budget {delay_budget.describe()})" if window
+                     else "no delay") + "; inside the model band"),
         observed=(f"{len(downs)} step(s) down, {len(bad_rate)} below the rate bound, "
                   f"{len(early)} before the delay, {len(outside)} s outside the band"),
         why="; ".join(problems), window=window, budget=budget,

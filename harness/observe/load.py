@@ -24,7 +24,7 @@ def sent(records: pd.DataFrame) -> pd.DataFrame:
     """Records that were actually sent."""
     if records.empty or "error" not in records:
         return records
-    err = records["error"].fillna("").astype(str)
+    err = records["error"].astype(object).fillna("").astype(str)
     return records[~err.str.startswith(NOT_SENT)]
 
 
