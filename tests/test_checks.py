@@ -394,3 +394,15 @@ def test_requests_the_generator_never_sent_are_not_counted_as_lost():
                           "bytes": [0], "pod": [""], "error": ["not sent: max_in_flight"]})
     v = check_no_request_lost(f, None, pd.concat([rec, extra], ignore_index=True))
     assert v.status == PASS and v.numbers["not_sent"] == 1
+
+
+def test_panic_fails_when_the_cluster_scales_no_faster_than_stable_mode():
+    slow = replace(FAST, stable_window=60.0, panic_window_percentage=10.0, max_scale=10)
+    load = [0.5] * 70 + [4.0] * 60
+    no_panic = replace(slow, panic_threshold_percentage=math.inf)
+    f, rec = model_run(no_panic, load, checked_with=slow)
+    v = check_panic(f, slow, rec)
+    assert v.status == FAIL, v.observed
+    assert "stable mode" in v.why or "after the burst" in v.why
+    f_ok, rec_ok = model_run(slow, load)
+    assert check_panic(f_ok, slow, rec_ok).status == PASS
