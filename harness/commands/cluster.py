@@ -1,6 +1,7 @@
 """``harness cluster up --local | --kind`` and ``harness cluster down``.
 
-``up --local`` serves the built-in emulated Kubernetes API on a free 127.0.0.1 port, writes
+``up --local`` serves the built-in emulated cluster (Kubernetes API, KServe/Knative/KPA
+controllers, kubelet, ingress; :mod:`harness.emulator.cluster`) on 127.0.0.1, writes
 a plain-http kubeconfig, prints how to use it and runs until Ctrl-C or ``harness cluster
 down`` (which finds it through a state file holding its pid and url). ``--kind`` is kept
 as the documented way to get a kind cluster; it is not implemented yet and exits 2.
@@ -38,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="cluster file declaring the nodes (default: "
                          "fixtures/emulator/cluster.yaml)")
     up.add_argument("--port", type=int, default=0, help="port to listen on (default: free)")
+    up.add_argument("--profile", default=None,
+                    help="profile whose config-autoscaler the cluster starts with (e.g. "
+                         "fast; default: Knative's defaults)")
     down = sub.add_parser("down", help="stop the cluster started by 'harness cluster up'")
     for p in (up, down):
         p.add_argument("--state-dir", type=Path, default=None,
@@ -57,19 +61,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
+    from harness.emulator.cluster import profile_config, serve
     from harness.emulator.cluster_config import load_cluster_config
-    from harness.emulator.process import read_state, serve
+    from harness.emulator.process import read_state
 
     existing = read_state(state_file)
     if existing is not None and _alive(int(existing.get("pid", 0))):
         raise UserError(f"a local cluster is already running at {existing['url']} (pid "
                         f"{existing['pid']}); stop it with 'harness cluster down'")
     load_cluster_config(args.config)  # fail early, with the file and key named
+    profile_config(args.profile)
     kubeconfig = (args.kubeconfig or state_dir / "kubeconfig").expanduser()
 
     def announce(emu: object) -> None:
         url = getattr(emu, "url", "")
         print(f"harness cluster: emulated Kubernetes API serving at {url}", flush=True)
+        ingress = getattr(emu, "ingress_url", "")
+        if ingress:
+            print(f"  ingress:    {ingress} (Host: <isvc>-predictor.<namespace>.example.com)",
+                  flush=True)
+            print(f"  autoscaler metrics: {getattr(emu, 'metrics_url', '')}/metrics",
+                  flush=True)
         print(f"  kubeconfig: {kubeconfig}", flush=True)
         print(f"  try:        kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
         print(f"              export KUBECONFIG={kubeconfig}", flush=True)
@@ -77,7 +89,7 @@ def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> in
 
     try:
         serve(cluster=args.config, kubeconfig=kubeconfig, state_file=state_file,
-              port=args.port, announce=announce)
+              port=args.port, profile=args.profile, announce=announce)
     except OSError as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
     print("harness cluster: stopped", flush=True)

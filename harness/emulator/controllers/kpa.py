@@ -32,6 +32,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -95,8 +96,12 @@ class RevisionAutoscaler:
         self.last: ScaleResult | None = None
         self.ticks = 0
         self.pokes = 0
-        self.history: list[tuple[float, int, int, int]] = []
+        self.history: deque[tuple[float, int, int, int]] = deque(maxlen=10_000)
         """(monotonic time, ready, replicas, want) after each reconcile, for tests."""
+        self.tick_log: deque[tuple[float, int, int, float, float, bool]] = deque(maxlen=10_000)
+        """(monotonic time, ready, decider value, stable, panic, panic mode) per tick."""
+        self.observed: deque[tuple[float, float]] = deque(maxlen=10_000)
+        """(bucket time, value) of every metric recorded."""
 
     def observe(self, stat: Any) -> bool:
         """Record one closed ingress period; True when it should poke the decider."""
@@ -106,12 +111,14 @@ class RevisionAutoscaler:
         if self.metrics.scraped and self.ready > 0:
             value = float(stat.request_count if rps else stat.average_concurrency)
             self.metrics.record(when, value)
+            self.observed.append((when, value))
             return False
         value = float(stat.proxied_request_count if rps else stat.proxied_concurrency)
         if value <= 0 and self.ready == 0:
             value = float(stat.request_count if rps else stat.average_concurrency)
         if value > 0:
             self.metrics.record(when, value)
+            self.observed.append((when, value))
             return self.last_desired == 0
         return False
 
@@ -119,6 +126,8 @@ class RevisionAutoscaler:
         res = self.decider.scale(now, self.ready)
         self.ticks += 1
         self.last = res
+        self.tick_log.append((now, self.ready, res.desired, res.stable, res.panic,
+                              res.panic_mode))
         if res.valid:
             if res.desired != self.last_desired or (res.ebc < 0) != (self.ebc < 0):
                 self.reconcile_due = True
