@@ -304,3 +304,15 @@ def test_cli_runs_a_profile_and_records_are_readable_while_it_runs(server, tmp_p
     assert summary["kept_up"] is True and summary["pods"] == {"pod-load": 30}
     for name in ("records.csv", "per_second.csv", "summary.json", "status.jsonl"):
         assert (out / name).exists()
+
+
+def test_service_errors_are_not_generator_failures(tmp_path):
+    # 503 while the model loads: the requests fail, the generator still kept up
+    prof = profile({"shape": "constant", "duration": "2s", "rate": 10})
+    with LocalModelServer({"MODEL_LOAD_TIME": "30s"}) as loading:
+        result = run(prof, loading.url, None, tmp_path)
+        assert result.requests == 20 == loading.inference_count()
+    assert set(result.records()["status"]) == {503}
+    assert result.errors == 20 and result.summary["connection_errors"] == 0
+    assert result.kept_up, result.reasons
+    assert result.exit_code == 0

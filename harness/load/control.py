@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -98,7 +99,7 @@ class RunControl:
         if self.role != "worker" and path:
             try:
                 if path.endswith(RESOLVED_SUFFIX):  # written by harness.load.runner
-                    self.profile = profile_from_json(json.loads(open(path).read()))
+                    self.profile = profile_from_json(json.loads(Path(path).read_text()))
                 else:
                     self.profile = load_profile(path)
             except UserError as exc:
@@ -117,7 +118,7 @@ class RunControl:
                 self.sink.open_file(records)
             status = getattr(opts, "status_file", "") or ""
             if status:
-                self._status_fh = open(status, "a", buffering=1)  # noqa: SIM115 - closed at stop
+                self._status_fh = open(status, "a", buffering=1)  # closed at test_stop
             if self.role == "master":
                 runner.register_message(RECORDS_MESSAGE, self._on_records)
                 runner.register_message(DONE_MESSAGE, self._on_done)

@@ -179,6 +179,7 @@ def run(
         "--headless", "--only-summary", "--host", url,
         "--load-profile", str(resolved), "--records", str(records),
         "--status-file", str(status), "--stop-timeout", f"{prof.timeout + 1:g}",
+        "--exit-code-on-error", "0",  # failed requests are the service's; the records hold them
     ]
     if host_header:
         base += ["--host-header", host_header]
