@@ -12,7 +12,7 @@ help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff"
-	@echo "make bench         benchmarks (simulated seconds per wall second, ...)"
+	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ conformance: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kpa_simulate.py
+	$(BIN)/python benchmarks/emulator_throughput.py
+	$(BIN)/python benchmarks/ingress_latency.py
+	$(BIN)/python benchmarks/load_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
