@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance bench clean
+.PHONY: help venv test lint conformance bench clean kind-up kind-down
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
@@ -29,6 +29,13 @@ lint: $(STAMP)
 
 conformance: $(STAMP)
 	$(BIN)/harness conformance --profile $(PROFILE) $(ARGS)
+
+# A kind cluster with Knative + Kourier + KServe (needs kind, docker, kubectl; KIND_NAME=harness)
+kind-up: $(STAMP)
+	PATH="$$PATH:$(CURDIR)/$(BIN)" $(BIN)/harness cluster up --kind --name $(or $(KIND_NAME),harness) --profile $(PROFILE)
+
+kind-down: $(STAMP)
+	PATH="$$PATH:$(CURDIR)/$(BIN)" $(BIN)/harness cluster down --kind --name $(or $(KIND_NAME),harness)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kpa_simulate.py

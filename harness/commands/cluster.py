@@ -3,8 +3,10 @@
 ``up --local`` serves the built-in emulated cluster (Kubernetes API, KServe/Knative/KPA
 controllers, kubelet, ingress; :mod:`harness.emulator.cluster`) on 127.0.0.1, writes
 a plain-http kubeconfig, prints how to use it and runs until Ctrl-C or ``harness cluster
-down`` (which finds it through a state file holding its pid and url). ``--kind`` is kept
-as the documented way to get a kind cluster; it is not implemented yet and exits 2.
+down`` (which finds it through a state file holding its pid and url). ``up --kind`` and
+``down --kind`` create and delete a kind cluster with cert-manager, Knative Serving +
+Kourier and KServe at pinned versions (:mod:`harness.kind`; ``--dry-run`` prints the
+commands only).
 """
 
 from __future__ import annotations
@@ -32,17 +34,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--local", action="store_true",
                      help="the built-in emulated API server on 127.0.0.1")
     how.add_argument("--kind", action="store_true",
-                     help="a kind cluster with Knative and KServe (not implemented yet)")
+                     help="a kind cluster with Knative, Kourier and KServe (needs kind, docker, "
+                          "kubectl)")
     up.add_argument("--kubeconfig", type=Path, default=None,
                     help="where to write the kubeconfig (default: STATE_DIR/kubeconfig)")
     up.add_argument("--config", type=Path, default=None,
                     help="cluster file declaring the nodes (default: "
-                         "fixtures/emulator/cluster.yaml)")
+                         "fixtures/emulator/cluster.yaml; with --kind a kind Cluster file, "
+                         "default fixtures/kind/cluster.yaml)")
     up.add_argument("--port", type=int, default=0, help="port to listen on (default: free)")
     up.add_argument("--profile", default=None,
                     help="profile whose config-autoscaler the cluster starts with (e.g. "
                          "fast; default: Knative's defaults)")
     down = sub.add_parser("down", help="stop the cluster started by 'harness cluster up'")
+    down.add_argument("--kind", action="store_true", help="delete the kind cluster --name")
+    for p in (up, down):
+        p.add_argument("--name", default=None,
+                       help="kind cluster name (--kind only; default: harness)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the kind commands without running them (--kind only)")
     for p in (up, down):
         p.add_argument("--state-dir", type=Path, default=None,
                        help="where the running cluster is recorded (default: "
@@ -52,12 +62,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     state_file = state_dir / "state.json"
+    if args.kind:
+        return _kind(args)
+    if args.name is not None or args.dry_run:
+        raise UserError("--name and --dry-run go with --kind")
     if args.action == "down":
         return _down(state_file)
-    if args.kind:
-        raise UserError("--kind is not implemented yet; use --local for the built-in "
-                        "emulated cluster")
     return _up_local(args, state_dir, state_file)
+
+
+def _kind(args: argparse.Namespace) -> int:
+    from harness import kind
+
+    name = args.name or "harness"
+    if args.action == "down":
+        return kind.down(name, dry_run=args.dry_run)
+    return kind.up(name, profile=args.profile, cluster_file=args.config,
+                   dry_run=args.dry_run)
 
 
 def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:

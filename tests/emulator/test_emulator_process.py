@@ -100,10 +100,12 @@ def test_cluster_up_and_down_commands(tmp_path: Path) -> None:
     assert again.returncode == 0 and "no local cluster" in again.stdout
 
 
-def test_kind_is_documented_but_not_implemented() -> None:
+def test_kind_without_tools_exits_2(tmp_path: Path) -> None:
+    # An empty PATH: no kind, docker or kubectl, so nothing can be created (tests/test_kind*).
+    env = {**os.environ, "PATH": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "harness", "cluster", "up", "--kind"],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and "not implemented yet" in done.stderr
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 2 and "not found on the PATH" in done.stderr
 
 
 def test_default_cluster_file_has_cpu_and_two_gpu_classes() -> None:
