@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("cluster", "start or stop a cluster for the harness (--local: the built-in emulator)"),  # noqa: E501
     "report": ("report", "rebuild a run report from its raw data"),
     "load": ("load", "run a load profile against an inference endpoint with Locust"),
+    "gc": ("gc", "delete what crashed runs left behind (by run label)"),
 }
 
 
