@@ -108,3 +108,33 @@ def test_startup_delay_fault_and_stop_kills_everything(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_crashed_container_is_restarted(tmp_path: Path) -> None:
+    store = Store(graceful_pods=True)
+    kubelet = Kubelet(store, workdir=tmp_path)
+
+    async def scenario() -> None:
+        await kubelet.start()
+        try:
+            store.create("pods", _pod("crashy"), namespace="default")
+
+            def ready() -> bool:
+                return _conds(store.get("pods", "crashy", namespace="default")).get(
+                    "Ready", {}).get("status") == "True"
+
+            await _until(ready, 20)
+            (rt,) = kubelet.pods.values()
+            first = rt.proc.pid if rt.proc else 0
+            os.killpg(first, 9)
+            await _until(lambda: not ready(), 10)
+            await _until(ready, 20)
+            pod = store.get("pods", "crashy", namespace="default")
+            assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+            assert rt.proc is not None and rt.proc.pid != first
+            events = [e["reason"] for e in store.list("events", namespace="default")["items"]]
+            assert "BackOff" in events
+        finally:
+            await kubelet.stop()
+
+    asyncio.run(scenario())

@@ -57,6 +57,8 @@ COMPONENT = "kubelet"
 _START_TIMEOUT_S = 30.0
 _READY_POLL_S = 0.1
 _STOP_KILL_S = 5.0
+_RESTART_BACKOFF_S = 1.0
+MAX_RESTARTS = 5
 
 try:
     _LIBC: Any = ctypes.CDLL(None, use_errno=True)
@@ -84,6 +86,8 @@ class PodRuntime:
     terminating: bool = False
     output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     started: float = field(default_factory=time.monotonic)
+    log_path: Path | None = None
+    log_offset: int = 0
     ready_s: float | None = None
     """Seconds from the kubelet seeing the pod to the server answering ready."""
 
@@ -106,6 +110,7 @@ class Kubelet(Controller):
         self.python = python
         self.pods: dict[tuple[str, str], PodRuntime] = {}
         self.startup_times: list[float] = []
+        self._background: set[asyncio.Task[None]] = set()
         """Seconds from pod seen to ready, one per pod that became ready."""
         self._http: httpx.AsyncClient | None = None
 
@@ -138,7 +143,9 @@ class Kubelet(Controller):
                 grace = float(pod["metadata"].get("deletionGracePeriodSeconds")
                               or (pod.get("spec") or {}).get("terminationGracePeriodSeconds",
                                                              30))
-                asyncio.create_task(self._terminate(rt, grace))
+                task = asyncio.create_task(self._terminate(rt, grace))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             return
         if not (pod.get("spec") or {}).get("nodeName") or rt is not None:
             return
@@ -174,12 +181,12 @@ class Kubelet(Controller):
                 raise
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any],
-                          ready: bool) -> list[dict[str, Any]]:
+                          ready: bool, restarts: int = 0) -> list[dict[str, Any]]:
         out = []
         for c in (pod.get("spec") or {}).get("containers") or []:
             out.append({"name": c.get("name", "kserve-container"),
                         "image": c.get("image", "harness/modelserver"),
-                        "imageID": "", "ready": ready, "restartCount": 0,
+                        "imageID": "", "ready": ready, "restartCount": restarts,
                         "started": "running" in state, "state": state})
         return out
 
@@ -241,66 +248,105 @@ class Kubelet(Controller):
         env.update({"PYTHONPATH": str(MODELSERVER_ROOT), "HOST": "127.0.0.1", "PORT": "0",
                     "MODEL_DIR": str(model_dir), "POD_NAME": rt.name,
                     "PYTHONUNBUFFERED": "1", "SHUTDOWN_GRACE": f"{grace}s"})
-        if rt.terminating:
-            return
-        rt.proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "modelserver", env=env, cwd=str(MODELSERVER_ROOT),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_child_setup)
-        rt.port = await self._wait_port(rt)
-        asyncio.create_task(self._drain(rt))
+        name = container.get("name", "kserve-container")
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(MAX_RESTARTS + 1):
+            if rt.terminating:
+                return
+            if attempt:
+                await asyncio.sleep(min(_RESTART_BACKOFF_S * attempt, 5.0))
+                if rt.terminating:
+                    return
+            code = await self._run_container(rt, env, pod_dir, name, attempt)
+            if rt.terminating:
+                return
+            record_event(self.store, pod, "Warning", "BackOff",
+                         f"Back-off restarting container {name} (exit code {code})",
+                         COMPONENT)
+        self._patch_status(rt, {"phase": "Failed"},
+                           {"ContainersReady": ("False", "ContainersNotReady"),
+                            "Ready": ("False", "ContainersNotReady")})
+
+    async def _run_container(self, rt: PodRuntime, env: dict[str, str], pod_dir: Path,
+                             name: str, restarts: int) -> int:
+        """Start the model server, publish its port, wait ready; returns its exit code."""
+        log_path = pod_dir / f"{name}.log"
+        with open(log_path, "ab") as log_file:
+            rt.log_offset = log_path.stat().st_size
+            rt.log_path = log_path
+            rt.proc = await asyncio.create_subprocess_exec(
+                self.python, "-m", "modelserver", env=env, cwd=str(MODELSERVER_ROOT),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_child_setup)
+        try:
+            rt.port = await self._wait_port(rt)
+        except RuntimeError:
+            if rt.proc.returncode is None:
+                await self._kill(rt, grace=0.0, cancel_task=False)
+            return rt.proc.returncode if rt.proc.returncode is not None else 1
         self.store.patch("pods", rt.name, {"metadata": {"annotations": {
             PORT_ANNOTATION: str(rt.port)}}}, namespace=rt.namespace)
         fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
+        started = now_rfc3339()
         self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
-            fresh, {"running": {"startedAt": now_rfc3339()}}, False)})
-        record_event(self.store, fresh, "Normal", "Started",
-                     f"Started container {container.get('name', 'kserve-container')}",
+            fresh, {"running": {"startedAt": started}}, False, restarts)})
+        record_event(self.store, fresh, "Normal", "Started", f"Started container {name}",
                      COMPONENT)
-        await self._wait_ready(rt)
-        rt.ready_s = time.monotonic() - rt.started
-        self.startup_times.append(rt.ready_s)
-        fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
-        running = ((fresh.get("status") or {}).get("containerStatuses") or [{}])[0].get(
-            "state") or {"running": {"startedAt": now_rfc3339()}}
+        try:
+            await self._wait_ready(rt)
+        except RuntimeError:
+            if rt.terminating:
+                return 0
+            await self._kill(rt, grace=1.0, cancel_task=False)
+            return rt.proc.returncode if rt.proc.returncode is not None else 1
+        if rt.ready_s is None:
+            rt.ready_s = time.monotonic() - rt.started
+            self.startup_times.append(rt.ready_s)
         self._patch_status(rt, {"containerStatuses": self._container_status(
-            fresh, running, True)},
+            fresh, {"running": {"startedAt": started}}, True, restarts)},
             {"ContainersReady": ("True", ""), "Ready": ("True", "")})
         code = await rt.proc.wait()
+        self._read_log(rt)
         if not rt.terminating:
-            self._patch_status(rt, {"phase": "Failed", "containerStatuses":
-                                    self._container_status(fresh, {"terminated": {
-                                        "exitCode": code, "reason": "Error",
-                                        "finishedAt": now_rfc3339()}}, False)},
-                               {"ContainersReady": ("False", "ContainersNotReady"),
-                                "Ready": ("False", "ContainersNotReady")})
+            log.warning("kubelet: %s/%s exited with %s: %s", rt.namespace, rt.name, code,
+                        " | ".join(list(rt.output)[-5:]))
+            self._patch_status(rt, {"containerStatuses": self._container_status(
+                fresh, {"terminated": {"exitCode": code, "reason": "Error",
+                                       "startedAt": started, "finishedAt": now_rfc3339()}},
+                False, restarts + 1)},
+                {"ContainersReady": ("False", "ContainersNotReady"),
+                 "Ready": ("False", "ContainersNotReady")})
+        return code
+
+    def _read_log(self, rt: PodRuntime) -> str:
+        """New output of the container since the last read (kept in ``rt.output``)."""
+        if rt.log_path is None:
+            return ""
+        try:
+            with open(rt.log_path, "rb") as f:
+                f.seek(rt.log_offset)
+                data = f.read()
+        except OSError:
+            return ""
+        rt.log_offset += len(data)
+        text = data.decode(errors="replace")
+        rt.output.extend(line for line in text.splitlines() if line)
+        return text
 
     async def _wait_port(self, rt: PodRuntime) -> int:
-        assert rt.proc is not None and rt.proc.stdout is not None
+        assert rt.proc is not None
         deadline = time.monotonic() + _START_TIMEOUT_S
+        text = ""
         while time.monotonic() < deadline:
-            try:
-                raw = await asyncio.wait_for(rt.proc.stdout.readline(),
-                                             max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
+            text += self._read_log(rt)
+            for line in text.split("\n")[:-1]:  # complete lines only
+                if "listening on http://" in line:
+                    return int(line.rsplit(":", 1)[1].strip("/ "))
+            if rt.proc.returncode is not None:
                 break
-            if not raw:
-                break
-            line = raw.decode(errors="replace").rstrip()
-            rt.output.append(line)
-            if "listening on http://" in line:
-                return int(line.rsplit(":", 1)[1].strip("/ "))
+            await asyncio.sleep(0.02)
         raise RuntimeError("model server did not start: " + " | ".join(list(rt.output)[-5:]))
-
-    async def _drain(self, rt: PodRuntime) -> None:
-        assert rt.proc is not None and rt.proc.stdout is not None
-        with contextlib.suppress(Exception):
-            while True:
-                raw = await rt.proc.stdout.readline()
-                if not raw:
-                    return
-                rt.output.append(raw.decode(errors="replace").rstrip())
 
     async def _wait_ready(self, rt: PodRuntime) -> None:
         if self._http is None:
@@ -334,7 +380,7 @@ class Kubelet(Controller):
             self.store.delete("pods", name, namespace=ns, grace_period_seconds=0,
                               preconditions={"uid": uid})
 
-    async def _kill(self, rt: PodRuntime, *, grace: float) -> None:
+    async def _kill(self, rt: PodRuntime, *, grace: float, cancel_task: bool = True) -> None:
         """SIGTERM the process group, SIGKILL after ``grace`` seconds; always reaps."""
         if rt.task is not None and rt.proc is None:
             rt.task.cancel()
@@ -353,7 +399,7 @@ class Kubelet(Controller):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), _STOP_KILL_S)
-        if rt.task is not None and not rt.task.done():
+        if cancel_task and rt.task is not None and not rt.task.done():
             rt.task.cancel()
 
     async def on_stop(self) -> None:
