@@ -5,8 +5,8 @@ ResumingWatch` thread per kind (pods, PodAutoscalers, Revisions, events by defau
 waits until each has listed what already exists, and records every event as
 :mod:`harness.observe.frames` reads it: ``received`` (``time.time()`` at receipt),
 ``type``, ``object``, plus ``kind``, ``resource`` and ``synthetic`` (True for changes
-recovered by a re-list after a 410 or a restart). Events are kept in memory in arrival
-order and, with ``jsonl=path``, appended to a file line by line as they come (so a
+recovered by a re-list after a 410 or a restart). Events are kept in memory (the
+recording sorts them by receive time) and, with ``jsonl=path``, appended to a file line by line as they come (so a
 crashed run still leaves its timeline). :meth:`Recorder.stop` (or leaving the block)
 returns a :class:`Recording`: the events, the panic samples and the frames.
 
@@ -45,7 +45,7 @@ Event = dict[str, Any]
 
 @dataclass
 class Recording:
-    """What a recorder saw: ``events`` in arrival order, ``panic`` gauge samples per
+    """What a recorder saw: ``events`` in receive-time order, ``panic`` gauge samples per
     revision (empty when the endpoint was not reachable), the recording's ``start`` and
     ``end`` (epoch seconds) and each watch's ``stats``."""
 
@@ -170,7 +170,9 @@ class Recorder:
         self._halt()
         scraper = self._scraper
         with self._lock:
-            events = list(self._events)
+            # threads stamp before they take the lock, so arrival order can differ from
+            # stamp order by microseconds; a stable sort keeps each watch's own order
+            events = sorted(self._events, key=lambda e: e["received"])
         self._recording = Recording(
             events=events, start=self._start, end=self.clock(),
             panic={rev: list(v) for rev, v in scraper.samples.items()} if scraper else {},

@@ -40,17 +40,20 @@ def test_unknown_context_and_missing_file_are_user_errors(kubeconfig: Path,
 
 def test_requests_succeed_through_injected_429s_and_500s(kube: Kube,
                                                          emulator: Emulator) -> None:
-    emulator.faults.set(throttle_share=0.3, error_share=0.3, retry_after_s=0)
+    emulator.faults.set(throttle_share=0.2, error_share=0.2, retry_after_s=0)
+    # 15 attempts: all failing has odds 0.4**15 (1e-6) per call
+    patient = Kube(kube.api_client, context=kube.context, guard=kube.guard,
+                   retry=RetryPolicy(attempts=15, base_s=0.001, max_backoff_s=0.01))
     before = dict(emulator.faults.injected)
-    for _ in range(20):
-        doc = kube.request("GET", "/api/v1/namespaces")
+    for _ in range(30):
+        doc = patient.request("GET", "/api/v1/namespaces")
         assert doc["kind"] == "NamespaceList"
     injected = {k: emulator.faults.injected[k] - before[k] for k in before}
     assert injected[429] > 0 and injected[500] > 0  # faults were hit, and survived
 
 
 def test_typed_client_calls_are_retried_too(kube: Kube, emulator: Emulator) -> None:
-    emulator.faults.set(error_share=0.5)
+    emulator.faults.set(error_share=0.3)  # 6 failures in a row: odds 7e-4 per call
     for _ in range(10):
         assert kube.call(kube.core.list_node).items
 
