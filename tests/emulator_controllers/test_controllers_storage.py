@@ -5,6 +5,7 @@ storage fixture's pod starts only after its model was fetched, then serves it.""
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -138,3 +139,23 @@ def test_storage_fixtures_serve_in_the_cluster(s3: str, http_root: str,
                            headers={"Host": cluster.host_for(name, "default")}, timeout=30)
             assert r.status_code == 200, r.text
             assert r.headers["x-pod-name"] == pod["metadata"]["name"]
+        pids = cluster.model_server_pids()
+        assert len(pids) == 3
+        # Deleting the InferenceServices collects everything down to the processes.
+        for kind in docs:
+            cluster.store.delete(ISVC, f"storage-{kind}", namespace="default")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+                cluster.store.count("pods", "default") or cluster.kubelet.pods):
+            time.sleep(0.1)
+        assert cluster.store.count("pods", "default") == 0 and not cluster.kubelet.pods
+        for resource in ("serving.knative.dev/services", "serving.knative.dev/revisions",
+                         "autoscaling.internal.knative.dev/podautoscalers",
+                         "apps/deployments"):
+            assert cluster.store.count(resource, "default") == 0, resource
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        r = httpx.get(cluster.ingress_url + "/v2/health/ready", timeout=5,
+                      headers={"Host": cluster.host_for("storage-s3", "default")})
+        assert r.status_code == 404  # the route went with the Knative Service
