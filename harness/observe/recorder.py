@@ -6,9 +6,10 @@ waits until each has listed what already exists, and records every event as
 :mod:`harness.observe.frames` reads it: ``received`` (``time.time()`` at receipt),
 ``type``, ``object``, plus ``kind``, ``resource`` and ``synthetic`` (True for changes
 recovered by a re-list after a 410 or a restart). Events are kept in memory (the
-recording sorts them by receive time) and, with ``jsonl=path``, appended to a file line by line as they come (so a
-crashed run still leaves its timeline). :meth:`Recorder.stop` (or leaving the block)
-returns a :class:`Recording`: the events, the panic samples and the frames.
+recording sorts them by receive time) and, with ``jsonl=path``, appended to a file
+line by line as they come (so a crashed run still leaves its timeline).
+:meth:`Recorder.stop` (or leaving the block) returns a :class:`Recording`: the events,
+the panic samples and the frames.
 
 When the autoscaler's metrics endpoint answers (``metrics_url``, or ``"auto"`` to try
 :func:`harness.kube.knative.autoscaler_metrics_urls`), a scraper records its

@@ -209,3 +209,29 @@ def test_stop_returns_promptly_while_a_stream_is_open(kube: Kube, namespace: str
     assert time.monotonic() - t0 < 1.0
     assert not any(t.name == "watch-configmaps" and t.is_alive()
                    for t in threading.enumerate() if t is w._thread)
+
+
+def test_throttled_and_failing_watch_requests_lose_nothing(kube: Kube, emulator: Emulator,
+                                                           namespace: str) -> None:
+    """429s and 500s on every kind of request (lists and watches) while streams keep
+    being dropped: every change is still delivered, exactly once."""
+    w, events = collect(kube, "configmaps", namespace, max_backoff_s=0.05)
+    try:
+        assert w.synced.wait(5)
+        emulator.faults.set(throttle_share=0.3, error_share=0.2, retry_after_s=0)
+        before = dict(emulator.faults.injected)
+        writes, deleted = writer(emulator, namespace, 20, emulator.drop_watches, every=4)
+        want = final_state(emulator, namespace)
+        wait_until(lambda: snapshot_state(w) == want and
+                   {e["object"]["metadata"]["name"] for e in events
+                    if e["type"] == "DELETED"} == deleted, what="the watch to catch up")
+        injected = {k: emulator.faults.injected[k] - before[k] for k in before}
+    finally:
+        emulator.faults.clear()
+        w.stop()
+    assert injected[429] > 0 and injected[500] > 0 and w.stats["errors"] > 0
+    seen = [(e["type"], e["object"]["metadata"]["name"],
+             e["object"]["metadata"]["resourceVersion"]) for e in events
+            if e["type"] != "DELETED"]
+    assert set(seen) == writes and len(seen) == len(writes)
+    assert not any(e["synthetic"] for e in events)
