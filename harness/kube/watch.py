@@ -201,7 +201,7 @@ class ResumingWatch:
         doc = self.kube.request(
             "GET", self.resource.path(self.namespace),
             query={"labelSelector": self.label_selector, "fieldSelector": self.field_selector},
-            timeout=(self.connect_timeout_s, 60.0))
+            timeout=(self.connect_timeout_s, 60.0), retry=False)  # run() backs off, stoppably
         received = self.clock()
         self.stats["lists"] += 1
         first = self.resource_version is None and not self._known

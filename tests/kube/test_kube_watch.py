@@ -6,7 +6,6 @@ restarted on the same port: everything before is gone, shown as synthetic DELETE
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -207,8 +206,22 @@ def test_stop_returns_promptly_while_a_stream_is_open(kube: Kube, namespace: str
     t0 = time.monotonic()
     w.stop()
     assert time.monotonic() - t0 < 1.0
-    assert not any(t.name == "watch-configmaps" and t.is_alive()
-                   for t in threading.enumerate() if t is w._thread)
+    assert w._thread is not None and not w._thread.is_alive()
+
+
+def test_stop_returns_promptly_while_the_server_is_down(tmp_path: Path) -> None:
+    emu = Emulator().start()
+    api, ctx = load_api_client(emu.write_kubeconfig(tmp_path / "kc"))
+    kube = Kube(api, context=ctx)  # default policy: 60 s of retries per request
+    w, _ = collect(kube, "configmaps", "default")
+    assert w.synced.wait(5)
+    emu.stop()
+    time.sleep(0.5)  # the watch is now failing to reconnect
+    t0 = time.monotonic()
+    w.stop()
+    kube.close()
+    assert time.monotonic() - t0 < 1.0 and w.stats["errors"] >= 1
+    assert w._thread is not None and not w._thread.is_alive()
 
 
 def test_throttled_and_failing_watch_requests_lose_nothing(kube: Kube, emulator: Emulator,
