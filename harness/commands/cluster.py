@@ -46,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--profile", default=None,
                     help="profile whose config-autoscaler the cluster starts with (e.g. "
                          "fast; default: Knative's defaults)")
+    up.add_argument("--mutation", action="append", default=[], metavar="NAME",
+                    help="make the emulated cluster misbehave in one documented way "
+                         "(repeatable; --local only): "
+                         + ", ".join(sorted(_mutation_names())))
     down = sub.add_parser("down", help="stop the cluster started by 'harness cluster up'")
     down.add_argument("--kind", action="store_true", help="delete the kind cluster --name")
     for p in (up, down):
@@ -59,9 +63,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             "$HARNESS_STATE_DIR or ~/.cache/harness/cluster)")
 
 
+def _mutation_names() -> list[str]:
+    from harness.emulator.mutations import known
+
+    return known()
+
+
 def run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     state_file = state_dir / "state.json"
+    mutations = getattr(args, "mutation", None) or []
+    if mutations:
+        if args.kind:
+            raise UserError("--mutation goes with --local")
+        from harness.emulator.mutations import check_names
+
+        check_names(mutations)
     if args.kind:
         return _kind(args)
     if args.name is not None or args.dry_run:
@@ -106,11 +123,15 @@ def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> in
         print(f"  kubeconfig: {kubeconfig}", flush=True)
         print(f"  try:        kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
         print(f"              export KUBECONFIG={kubeconfig}", flush=True)
+        if args.mutation:
+            print(f"  mutations:  {', '.join(args.mutation)} (misbehaving on purpose)",
+                  flush=True)
         print("  stop with Ctrl-C or 'harness cluster down'", flush=True)
 
     try:
         serve(cluster=args.config, kubeconfig=kubeconfig, state_file=state_file,
-              port=args.port, profile=args.profile, announce=announce)
+              port=args.port, profile=args.profile, announce=announce,
+              mutations=args.mutation)
     except OSError as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
     print("harness cluster: stopped", flush=True)

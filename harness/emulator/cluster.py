@@ -14,6 +14,10 @@ The cluster publishes what a real one would: ``config-autoscaler`` in
 ``knative-serving`` (from ``profile``; empty = Knative defaults), ``config-domain``, and
 the ingress as the LoadBalancer Service ``kourier`` in ``kourier-system`` whose
 ``status.loadBalancer.ingress[0]`` holds 127.0.0.1 and whose port is the ingress's.
+
+``mutations`` names misbehaviours from :mod:`harness.emulator.mutations` (each breaks one
+documented claim); ``c.truth`` is the in-process log of true transition instants
+(:mod:`harness.emulator.truth`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,10 @@ from harness.emulator.controllers.kubelet import Kubelet
 from harness.emulator.controllers.scheduler import Scheduler
 from harness.emulator.ingress import Ingress
 from harness.emulator.metrics import MetricsServer
+from harness.emulator.mutations import Mutations
 from harness.emulator.process import Emulator, write_state
 from harness.emulator.store import Store
+from harness.emulator.truth import TruthLog
 
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 30.0
@@ -87,8 +93,12 @@ class LocalCluster:
                  port: int = 0, workdir: str | Path | None = None,
                  s3_endpoint: str | None = None, pvc_root: str | Path | None = None,
                  domain: str = DEFAULT_DOMAIN, activator_timeout: float = 60.0,
-                 startup_delay_s: float = 0.0, ignore_affinity: bool = False) -> None:
-        self.config = dict(config) if config is not None else profile_config(profile)
+                 startup_delay_s: float = 0.0, ignore_affinity: bool = False,
+                 mutations: Iterable[str] = ()) -> None:
+        self.mutations = Mutations(mutations)
+        self.truth = TruthLog()
+        self.config = self.mutations.config(
+            dict(config) if config is not None else profile_config(profile))
         self.emulator = Emulator(cluster=cluster, port=port, graceful_pods=True)
         self.store = self.emulator.store
         self.domain = domain
@@ -99,11 +109,19 @@ class LocalCluster:
         self.ingress.on_first_request = self.kpa.on_first_request
         self.kubelet = Kubelet(self.store, workdir=self.workdir, s3_endpoint=s3_endpoint,
                                pvc_root=pvc_root, startup_delay_s=startup_delay_s)
-        self.scheduler = Scheduler(self.store, ignore_affinity=ignore_affinity)
+        self.scheduler = Scheduler(self.store, ignore_affinity=ignore_affinity
+                                   or self.mutations.ignore_affinity)
+        deployments = DeploymentController(self.store)
+        # mutation hooks and the ground-truth log
+        self.kpa.mutations = self.kubelet.mutations = self.mutations
+        if "drop-requests" in self.mutations:
+            self.ingress.drop_buffered = self.mutations.drop_buffered
+        self.kpa.truth = self.kubelet.truth = deployments.truth = self.truth
+        self.ingress.truth = self.truth
         self.controllers: list[Controller] = [
             KServeController(self.store),
             KnativeController(self.store, ingress=self.ingress, domain=domain),
-            self.kpa, DeploymentController(self.store), self.scheduler, self.kubelet,
+            self.kpa, deployments, self.scheduler, self.kubelet,
             EndpointsController(self.store, ingress=self.ingress)]
         self.metrics = MetricsServer(self.kpa)
         self._thread: threading.Thread | None = None
@@ -216,10 +234,11 @@ class LocalCluster:
 
 def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str | Path,
           port: int = 0, profile: str | Path | None = None,
-          announce: Callable[[LocalCluster], None] | None = None) -> int:
+          announce: Callable[[LocalCluster], None] | None = None,
+          mutations: Iterable[str] = ()) -> int:
     """Run the local cluster until SIGINT or SIGTERM; write the kubeconfig and a state file
     (pid, urls) that ``harness cluster down`` reads; remove the state file on exit."""
-    local = LocalCluster(cluster=cluster, port=port, profile=profile)
+    local = LocalCluster(cluster=cluster, port=port, profile=profile, mutations=mutations)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -233,7 +252,8 @@ def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str
                                  "port": local.emulator.port,
                                  "ingress": local.ingress_url, "metrics": local.metrics_url,
                                  "kubeconfig": str(Path(kubeconfig).expanduser()),
-                                 "context": local.emulator.cluster.name})
+                                 "context": local.emulator.cluster.name,
+                                 "mutations": sorted(local.mutations.names)})
         if announce is not None:
             announce(local)
         while not stop.wait(0.5):

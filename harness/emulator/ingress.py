@@ -144,6 +144,10 @@ class Ingress:
         self._pool: UpstreamPool | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.url = ""
+        self.drop_buffered: Callable[[str, str], bool] | None = None
+        """Mutation hook: True answers a buffered request (not the first at zero) 503."""
+        self.truth: Any = None
+        """A :class:`~harness.emulator.truth.TruthLog` for request instants, or None."""
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -277,18 +281,28 @@ class Ingress:
                 f"serves it (known hosts: {len(self._routes)})\n",
             )
         gate = self._gates.get(key) or self._gate(*key)
+        arrived = time.time()
         body = await request.read()
         proxied = gate.proxy_mode or not gate.has_endpoints
         first = not gate.has_endpoints and not gate.activating
+        if (not first and not gate.has_endpoints and self.drop_buffered is not None
+                and self.drop_buffered(*key)):
+            return web.Response(status=503, text="activator: request dropped (mutation)\n")
         if first:
             gate.activating = True
         gate.meter.arrive(proxied, counted=not (first and self.on_first_request is not None))
         if first:
             self._fire_first_request(*key)
+        status = 0
         try:
-            return await self._forward(request, gate, body, proxied)
+            response = await self._forward(request, gate, body, proxied)
+            status = response.status
+            return response
         finally:
             gate.meter.depart(proxied)
+            if self.truth is not None:
+                self.truth.add("request", key[0], key[1], when=arrived,
+                               done=time.time(), status=status, first=first)
 
     async def _forward(
         self, request: web.BaseRequest, gate: RevisionGate, body: bytes, proxied: bool

@@ -40,6 +40,8 @@ class DeploymentController(Controller):
 
     name = "deployments"
     resources = ("apps/deployments", "pods")
+    truth: Any = None
+    """A :class:`~harness.emulator.truth.TruthLog` for pod deletions, or None."""
 
     def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
         meta = event.object["metadata"]
@@ -66,6 +68,10 @@ class DeploymentController(Controller):
         elif len(live) > want:
             for pod in sorted(live, key=_delete_rank)[: len(live) - want]:
                 self.store.delete("pods", pod["metadata"]["name"], namespace=ns)
+                if self.truth is not None:
+                    self.truth.add("pod-terminating", ns, pod["metadata"]["name"],
+                                   revision=(pod["metadata"].get("labels") or {}).get(
+                                       "serving.knative.dev/revision", ""))
         self._status(dep, live, want)
 
     def _create_pod(self, dep: dict[str, Any], template: dict[str, Any], thash: str) -> None:

@@ -91,6 +91,8 @@ class RevisionAutoscaler:
                               state_since=now, sks_mode=SKSMode.PROXY, proxy_since=now,
                               initialized=False)
         self.ready = 0
+        self.has_served = False
+        """True once the revision had a ready pod (for the ``never-zero`` mutation)."""
         self.requeue_at = math.inf
         self.reconcile_due = True
         self.last: ScaleResult | None = None
@@ -165,6 +167,10 @@ class KPAController(Controller):
         self.clock = clock
         self.scalers: dict[tuple[str, str], RevisionAutoscaler] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self.mutations: Any = None
+        """A :class:`~harness.emulator.mutations.Mutations` (knobs and replicas), or None."""
+        self.truth: Any = None
+        """A :class:`~harness.emulator.truth.TruthLog` for desired-scale writes, or None."""
 
     def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
         meta = event.object["metadata"]
@@ -192,6 +198,8 @@ class KPAController(Controller):
         if (ns, name) in self.scalers:
             return
         params = pa_params(self.store, pa)
+        if self.mutations:
+            params = self.mutations.kpa_params(params)
         dep_name = ((pa.get("spec") or {}).get("scaleTargetRef") or {}).get(
             "name", f"{name}-deployment")
         dep = self.store.try_get(DEPLOY, dep_name, namespace=ns)
@@ -239,6 +247,7 @@ class KPAController(Controller):
         if ready != scaler.ready:
             scaler.ready = ready
             scaler.reconcile_due = True
+        scaler.has_served = scaler.has_served or ready > 0
         if take_stats and self.ingress is not None:
             for stat in self.ingress.take_stats(scaler.namespace, scaler.name):
                 if scaler.observe(stat):
@@ -257,8 +266,11 @@ class KPAController(Controller):
             "name", f"{name}-deployment")
         dep = self.store.try_get(DEPLOY, dep_name, namespace=ns)
         rec = scaler.rec
-        if dep is not None and int((dep.get("spec") or {}).get("replicas", 0)) != rec.replicas:
-            self.store.patch(DEPLOY, dep_name, {"spec": {"replicas": rec.replicas}},
+        replicas = rec.replicas
+        if self.mutations:
+            replicas = self.mutations.kpa_replicas(replicas, has_served=scaler.has_served)
+        if dep is not None and int((dep.get("spec") or {}).get("replicas", 0)) != replicas:
+            self.store.patch(DEPLOY, dep_name, {"spec": {"replicas": replicas}},
                              namespace=ns)
         if self.ingress is not None:
             self.ingress.set_proxy_mode(ns, name, rec.sks_mode is SKSMode.PROXY)
@@ -285,7 +297,10 @@ class KPAController(Controller):
                            condition("SKSReady", "True", "", "", prev),
                            condition("ScaleTargetInitialized", init, "", "", prev)],
         }
+        before = (pa.get("status") or {}).get("desiredScale")
         set_status(self.store, PA, pa, status)
+        if self.truth is not None and before != rec.want:
+            self.truth.add("desired-scale", ns, name, desired=rec.want)
 
     # ------------------------------------------------------------------ gauges
 

@@ -113,6 +113,10 @@ class Kubelet(Controller):
         self._background: set[asyncio.Task[None]] = set()
         """Seconds from pod seen to ready, one per pod that became ready."""
         self._http: httpx.AsyncClient | None = None
+        self.mutations: Any = None
+        """A :class:`~harness.emulator.mutations.Mutations` (extra start-up), or None."""
+        self.truth: Any = None
+        """A :class:`~harness.emulator.truth.TruthLog` for Ready changes, or None."""
 
     # ------------------------------------------------------------------ events
 
@@ -163,6 +167,8 @@ class Kubelet(Controller):
         if pod is None or pod["metadata"]["uid"] != rt.uid:
             return
         status = dict(pod.get("status") or {})
+        was_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in status.get("conditions") or [])
         status.update(change)
         if conditions:
             prev = status.get("conditions") or []
@@ -179,6 +185,13 @@ class Kubelet(Controller):
         except ApiError as exc:
             if exc.code != 404:
                 raise
+            return
+        if self.truth is not None and conditions and "Ready" in conditions:
+            now_ready = conditions["Ready"][0] == "True"
+            if now_ready != was_ready:
+                self.truth.add("pod-ready" if now_ready else "pod-unready", rt.namespace,
+                               rt.name, revision=(pod["metadata"].get("labels") or {}).get(
+                                   "serving.knative.dev/revision", ""))
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any],
                           ready: bool, restarts: int = 0) -> list[dict[str, Any]]:
@@ -213,8 +226,11 @@ class Kubelet(Controller):
                                             "ContainersNotInitialized" if has_init else ""),
                             "ContainersReady": ("False", "ContainersNotReady"),
                             "Ready": ("False", "ContainersNotReady")})
-        if self.startup_delay_s > 0:
-            await asyncio.sleep(self.startup_delay_s)
+        delay = self.startup_delay_s
+        if self.mutations:
+            delay += self.mutations.startup_delay(self.store, pod)
+        if delay > 0:
+            await asyncio.sleep(delay)
         pod_dir = self.workdir / rt.namespace / rt.name
         model_dir = SAMPLE_MODEL_DIR
         if uri:
