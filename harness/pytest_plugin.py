@@ -1,0 +1,385 @@
+"""pytest plugin of the conformance suites (``suites/``): options, markers, fixtures, and
+the run report at session end.
+
+Loaded by ``suites/conftest.py`` (``pytest_plugins``), so it is active only where the
+suites are collected, never in the harness's own ``tests/``; elsewhere load it with
+``-p harness.pytest_plugin``. How to run::
+
+    make conformance                                  # emulator + every suite, fast profile
+    harness conformance --profile fast -- -k panic    # the same, only some suites
+    # against a cluster that is already running (one emulator shared by the workers):
+    harness cluster up --local --profile fast --kubeconfig /tmp/k &
+    pytest suites/ --cluster local --kubeconfig /tmp/k --profile fast -n 3 \\
+        --report-dir reports --junitxml reports/<run-id>/junit.xml --run-id <run-id>
+    # the active kubeconfig context (must be allowed), the documented profile:
+    pytest suites/ --cluster current --allowed-contexts staging --profile coreweave -m slow
+
+Options: ``--cluster local|kind|current`` (local without ``--kubeconfig`` starts an
+emulator inside each pytest process), ``--kubeconfig``, ``--kube-context``,
+``--profile``, ``--report-dir``, ``--run-id``, ``--keep-on-failure``,
+``--allowed-contexts``, ``--ingress-url``.
+
+Fixtures: ``cluster`` (session, :class:`~harness.suite.cluster.ClusterHandle`),
+``run_id`` (session), ``profile_name``, ``namespace`` (per test ``hx-<run-id>-<test>``,
+labelled, deleted at the end, also on failure and Ctrl-C, unless ``--keep-on-failure``
+and the test failed), ``deploy_isvc(source, patch=..., annotations=...)`` ->
+:class:`~harness.suite.case.Deployed`, ``load(profile, isvc)`` ->
+:class:`~harness.load.result.LoadResult`, ``timeline`` (the test's
+:class:`~harness.suite.case.CaseData`: ``start()``, ``wait(...)``, ``frames(isvc)``,
+``records()``, ``check(verdict)`` which attaches the verdict to the report and asserts it
+passed).
+
+Markers: ``slow`` (needs the profile's real durations) and ``gpu`` (needs GPU nodes; the
+emulator has fake ones) are skipped unless selected with ``-m``; on ``--cluster local``
+``gpu`` tests run. Under pytest-xdist every worker runs its tests in their own
+namespaces; the controlling process writes ``<report-dir>/<run-id>/`` and runs the leak
+check at the end (a leak makes the run fail).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.checks.verdict import Verdict
+    from harness.load.result import LoadResult
+    from harness.observe.frames import Frames
+    from harness.suite.case import CaseData, Deployed
+    from harness.suite.cluster import ClusterHandle
+
+RUN_ID_KEY = "hx_run_id"
+MARKERS = {
+    "slow": "needs the profile's real durations (minutes); skipped unless -m selects it",
+    "gpu": "needs GPU nodes (the emulator has fake ones); skipped on a real cluster unless "
+           "-m selects it",
+}
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def _cluster_mode(text: str) -> str:
+    if text not in ("local", "kind", "current"):
+        raise pytest.UsageError(f"--cluster must be local, kind or current, not {text!r}")
+    return text
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("harness", "KServe/Knative autoscaling conformance")
+    g.addoption("--cluster", dest="hx_cluster", metavar="local|kind|current", default="local",
+                type=_cluster_mode, help="where the suites run (default: local, the emulator)")
+    g.addoption("--kubeconfig", dest="hx_kubeconfig", metavar="PATH", default=None,
+                help="kubeconfig of the cluster (with --cluster local: an emulator that is "
+                     "already running, shared by every worker)")
+    g.addoption("--kube-context", dest="hx_context", metavar="NAME", default=None,
+                help="kubeconfig context (default: the current one; kind: kind-harness)")
+    g.addoption("--profile", dest="hx_profile", metavar="NAME|FILE", default="fast",
+                help="documented behaviour to check (default: fast)")
+    g.addoption("--report-dir", dest="hx_report_dir", metavar="DIR", default="reports",
+                help="the report goes to DIR/<run-id>/ (default: reports)")
+    g.addoption("--run-id", dest="hx_run_id", metavar="ID", default=None,
+                help="run id (namespaces hx-<run-id>-<test>; default: a new one)")
+    g.addoption("--keep-on-failure", dest="hx_keep", action="store_true",
+                help="keep a failed test's namespace for inspection")
+    g.addoption("--allowed-contexts", dest="hx_allowed", metavar="A,B", action="append",
+                type=_csv, default=[],
+                help="contexts --cluster current may write to (also "
+                     "HARNESS_ALLOWED_CONTEXTS and ~/.config/harness/allowed-contexts)")
+    g.addoption("--ingress-url", dest="hx_ingress", metavar="URL", default=None,
+                help="the ingress gateway's URL (default: found from the Kourier/Istio "
+                     "service)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(RUN_ID_KEY):
+        config.option.hx_run_id = workerinput[RUN_ID_KEY]
+    elif not config.option.hx_run_id:
+        from harness.kube.namespaces import new_run_id
+
+        config.option.hx_run_id = new_run_id()
+    else:
+        from harness.kube.namespaces import check_run_id
+
+        try:
+            check_run_id(config.option.hx_run_id)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "harness-xdist")
+
+
+class _XdistHooks:
+    """Registered only with pytest-xdist: hand the run id to every worker."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[RUN_ID_KEY] = node.config.option.hx_run_id
+
+
+def _selected(config: pytest.Config, marker: str) -> bool:
+    return marker in (config.option.markexpr or "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    local = config.option.hx_cluster == "local"
+    for item in items:
+        for marker in ("slow", "gpu"):
+            if item.get_closest_marker(marker) is None or _selected(config, marker):
+                continue
+            if marker == "gpu" and local:
+                continue
+            item.add_marker(pytest.mark.skip(reason=f"{marker}: {MARKERS[marker]}"))
+
+
+def run_dir_of(config: pytest.Config) -> Path:
+    return Path(config.option.hx_report_dir).resolve() / str(config.option.hx_run_id)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash.setdefault(_FAILED, set()).add(report.when)
+    return report
+
+
+_FAILED = pytest.StashKey[set]()
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.stash.get(_FAILED, set()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # workers leave parts; the controlling process writes the report
+    from harness.suite import report as rep
+
+    run_dir = run_dir_of(config)
+    if not (run_dir / rep.PARTS).exists():
+        return
+    leaks: list[str] = []
+    kept = rep.kept_namespaces(run_dir)
+    kubeconfig = config.option.hx_kubeconfig
+    if kubeconfig or config.option.hx_cluster != "local":
+        leaks = _leak_check(config, kept)
+    else:
+        leaks = list(config.stash.get(_LEAKS, []))
+    meta = {"profile": config.option.hx_profile, "cluster": config.option.hx_cluster,
+            "cluster_tested": True, "exitstatus": int(exitstatus), "leaks": leaks}
+    page = rep.finish_report(run_dir, run_id=str(config.option.hx_run_id), meta=meta)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if tr is not None:
+        if leaks:
+            tr.write_line(f"harness: the run left {len(leaks)} object(s) behind: "
+                          + ", ".join(leaks[:5]), red=True)
+        for ns in sorted(kept):
+            tr.write_line(f"harness: kept namespace {ns} (--keep-on-failure)")
+        if page is not None:
+            tr.write_line(f"harness: report {page}")
+
+
+def _leak_check(config: pytest.Config, kept: set[str]) -> list[str]:
+    from harness.suite.cluster import open_cluster
+
+    try:
+        handle = open_cluster(mode=config.option.hx_cluster, profile=config.option.hx_profile,
+                              run_id=str(config.option.hx_run_id),
+                              kubeconfig=config.option.hx_kubeconfig,
+                              context=config.option.hx_context,
+                              allowed=[c for cs in config.option.hx_allowed for c in cs],
+                              ingress_url=config.option.hx_ingress or "http://unused")
+    except Exception as exc:  # noqa: BLE001 - the cluster may be gone
+        return [f"leak check impossible: {exc}"]
+    try:
+        from harness.suite.report import leak_check
+
+        return leak_check(handle.kube, str(config.option.hx_run_id), keep=kept)
+    finally:
+        handle.close()
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def run_id(pytestconfig: pytest.Config) -> str:
+    """This run's id (shared by every xdist worker): namespaces are hx-<run-id>-<test>."""
+    return str(pytestconfig.option.hx_run_id)
+
+
+@pytest.fixture(scope="session")
+def profile_name(pytestconfig: pytest.Config) -> str:
+    """The profile (``--profile``) whose documented behaviour the suites check."""
+    from harness.profiles import load_profile
+
+    name = str(pytestconfig.option.hx_profile)
+    load_profile(name)  # a bad profile fails here, once
+    return name
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """The cluster of ``--cluster`` (started here for local without ``--kubeconfig``)."""
+    from harness.errors import UserError
+    from harness.suite.cluster import open_cluster
+
+    opt = pytestconfig.option
+    try:
+        handle = open_cluster(mode=opt.hx_cluster, profile=profile_name, run_id=run_id,
+                              kubeconfig=opt.hx_kubeconfig, context=opt.hx_context,
+                              allowed=[c for cs in opt.hx_allowed for c in cs],
+                              ingress_url=opt.hx_ingress,
+                              workdir=tmp_path_factory.mktemp("cluster"))
+    except UserError as exc:
+        pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    previous = signal.getsignal(signal.SIGTERM)
+    if handle.local is not None and previous is signal.SIG_DFL:
+        # a terminated run still stops its emulator and model servers
+        try:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        if handle.local is not None:
+            from harness.suite.report import leak_check
+
+            yield handle
+            leaks = leak_check(handle.kube, run_id,
+                               keep=_kept(pytestconfig), wait_s=10.0)
+            if leaks:
+                pytestconfig.stash[_LEAKS] = leaks
+        else:
+            yield handle
+    finally:
+        handle.close()
+        if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_LEAKS = pytest.StashKey[list]()
+
+
+def _kept(config: pytest.Config) -> set[str]:
+    from harness.suite.report import kept_namespaces
+
+    return kept_namespaces(run_dir_of(config))
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.fixture
+def _hx_case(request: pytest.FixtureRequest, cluster: ClusterHandle, run_id: str,
+             profile_name: str, tmp_path: Path) -> Iterator[CaseData]:
+    from harness.kube.namespaces import create_namespace, delete_namespace
+    from harness.suite.case import CaseData
+    from harness.suite.report import note_kept
+
+    node = request.node
+    test = f"{Path(str(node.path)).stem.removeprefix('test_')}-{node.name.removeprefix('test_')}"
+    ns = create_namespace(cluster.kube, run_id, test)
+    case = CaseData(name=test, cluster=cluster, namespace=ns, out_dir=tmp_path,
+                    profile=profile_name)
+    run_dir = run_dir_of(request.config)
+    try:
+        yield case
+    finally:
+        failed = _failed(request)
+        try:
+            case.save(run_dir, outcome="failed" if failed else "passed")
+        finally:
+            if failed and request.config.option.hx_keep:
+                note_kept(run_dir, ns)
+            else:
+                try:
+                    delete_namespace(cluster.kube, ns)
+                finally:
+                    cluster.kube.guard.disown(ns)
+
+
+@pytest.fixture
+def namespace(_hx_case: CaseData) -> str:
+    """This test's namespace ``hx-<run-id>-<test>`` (labelled; deleted at the end)."""
+    return _hx_case.namespace
+
+
+@pytest.fixture
+def deploy_isvc(_hx_case: CaseData) -> Callable[..., Deployed]:
+    """``deploy_isvc("cpu-small", patch={...}, annotations={...})``: apply a reference
+    InferenceService (a name in ``fixtures/isvc/``, a path or a mapping) into the test's
+    namespace and wait until Ready."""
+    return _hx_case.deploy
+
+
+@pytest.fixture
+def load(_hx_case: CaseData) -> Callable[..., LoadResult]:
+    """``load("suites/burst", isvc)``: play a load profile through the ingress (Locust in
+    a child process); its records join the test's report."""
+    return _hx_case.load
+
+
+class Timeline:
+    """The test's recorded timeline and verdicts (the ``timeline`` fixture)."""
+
+    def __init__(self, case: CaseData) -> None:
+        self.case = case
+
+    def start(self) -> Timeline:
+        """Start watching the namespace (pods, PodAutoscalers, Revisions, events)."""
+        self.case.start_recording()
+        return self
+
+    def wait(self, predicate: Callable[[Frames], bool], *, timeout: float, what: str,
+             isvc: Deployed | None = None) -> float:
+        """Wait (bounded) until ``predicate(frames so far)`` holds; seconds waited."""
+        return self.case.wait(predicate, timeout=timeout, what=what, target=isvc)
+
+    def frames(self, isvc: Deployed | None = None) -> Frames:
+        """Stop recording and build the frames (of ``isvc``'s revision when given)."""
+        return self.case.build_frames(isvc)
+
+    def records(self) -> Any:
+        return self.case.records()
+
+    def note(self, **meta: Any) -> None:
+        self.case.meta.update(meta)
+
+    def attach(self, verdict: Verdict) -> Verdict:
+        return self.case.attach(verdict)
+
+    def check(self, verdict: Verdict) -> Verdict:
+        """Attach ``verdict`` to the report, then assert that it passed."""
+        from harness.suite.case import describe
+
+        self.case.attach(verdict)
+        assert verdict.status == "pass", describe(verdict)
+        return verdict
+
+
+@pytest.fixture
+def timeline(_hx_case: CaseData) -> Timeline:
+    """The test's timeline recorder and verdict collector (see :class:`Timeline`)."""
+    return Timeline(_hx_case)
+

@@ -1,0 +1,28 @@
+"""Conditions on frames recorded so far, for ``timeline.wait(...)`` in the suites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.observe.frames import Frames
+
+
+def pods_now(frames: Frames) -> int:
+    """Pods that exist and are not terminating, at the last recorded change (0 if none)."""
+    return 0 if frames.ready.empty else int(frames.ready["pods"].iloc[-1])
+
+
+def ready_now(frames: Frames) -> int:
+    return 0 if frames.ready.empty else int(frames.ready["ready"].iloc[-1])
+
+
+def no_pods(frames: Frames) -> bool:
+    """Scaled to zero: no pod left that is not terminating (and at least one recorded)."""
+    return not frames.ready.empty and pods_now(frames) == 0
+
+
+def ready_at_most(n: int) -> Callable[[Frames], bool]:
+    def pred(frames: Frames) -> bool:
+        return not frames.ready.empty and ready_now(frames) <= n
+
+    return pred

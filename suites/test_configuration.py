@@ -1,0 +1,17 @@
+"""Claim 1, configuration: every knob the profile documents has that effective value on
+the cluster (``config-autoscaler`` + the reference InferenceService's revision), and the
+documentation holds against Knative (no documentation finding of severity ``error``)."""
+
+from __future__ import annotations
+
+from harness.checks import check_configuration
+from harness.kube.knative import read_config_autoscaler
+from harness.params import resolve
+
+
+def test_effective_knobs_match_the_profile(cluster, deploy_isvc, profile_name, timeline):
+    isvc = deploy_isvc("cpu-small")
+    configmap = read_config_autoscaler(cluster.kube)
+    resolved = resolve(profile=profile_name, configmap=configmap or {})
+    timeline.note(configmap=configmap, revision=isvc.revision)
+    timeline.check(check_configuration(resolved, findings_fail=True))

@@ -1,0 +1,19 @@
+"""Claim 5, scale-down: no step below floor(ready / max-scale-down-rate) (one pod a step
+always allowed), nothing before scale-down-delay has passed, and the trajectory inside
+the reference model's band for the same measured load."""
+
+from __future__ import annotations
+
+from harness.checks import check_scale_down
+from harness.suite.predicates import ready_at_most
+
+
+def test_scale_down_rate_delay_and_band(deploy_isvc, load, timeline):
+    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1}}})
+    timeline.start()
+    load("steady", isvc)
+    p = isvc.params.params
+    timeline.wait(ready_at_most(1), isvc=isvc, what="scale-down to one pod",
+                  timeout=p.stable_window + p.scale_down_delay + 40)
+    frames = timeline.frames(isvc)
+    timeline.check(check_scale_down(frames, isvc.params, timeline.records()))

@@ -1,0 +1,46 @@
+"""Claim 6, scale to zero: not before stable window + scale-down delay + retention after
+the last request, and by that time plus the budget; the per-service retention annotation
+overrides the default; minReplicas 1 never reaches zero."""
+
+from __future__ import annotations
+
+import time
+
+from harness.checks import check_scale_to_zero
+from harness.suite.predicates import no_pods
+
+RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
+
+
+def _to_zero_s(isvc) -> float:
+    p = isvc.params.params
+    return (p.stable_window + p.scale_down_delay
+            + max(p.scale_to_zero_grace_period, p.scale_to_zero_pod_retention_period))
+
+
+def test_scales_to_zero_after_the_retention(deploy_isvc, load, timeline):
+    isvc = deploy_isvc("cpu-small")
+    timeline.start()
+    load("short", isvc)
+    timeline.wait(no_pods, isvc=isvc, what="scale to zero", timeout=_to_zero_s(isvc) + 30)
+    frames = timeline.frames(isvc)
+    timeline.check(check_scale_to_zero(frames, isvc.params, timeline.records()))
+
+
+def test_retention_annotation_overrides_the_default(deploy_isvc, load, timeline):
+    isvc = deploy_isvc("cpu-small", annotations={RETENTION: "12s"})
+    assert isvc.params.params.scale_to_zero_pod_retention_period == 12.0
+    timeline.start()
+    load("short", isvc)
+    timeline.wait(no_pods, isvc=isvc, what="scale to zero", timeout=_to_zero_s(isvc) + 30)
+    frames = timeline.frames(isvc)
+    timeline.check(check_scale_to_zero(frames, isvc.params, timeline.records()))
+
+
+def test_min_replicas_one_never_reaches_zero(deploy_isvc, load, timeline):
+    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1}}})
+    timeline.start()
+    load("short", isvc)
+    time.sleep(_to_zero_s(isvc) + 6)  # past when a min-0 service would have gone
+    frames = timeline.frames(isvc)
+    timeline.check(check_scale_to_zero(frames, isvc.params, timeline.records()))
