@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s
@@ -287,17 +288,28 @@ class Kube:
 
     def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
               body: Any = None, content_type: str | None = None,
-              timeout: float | tuple[float, float] | None = None) -> Any:
-        headers = {"Accept": "application/json"}
+              timeout: float | tuple[float, float] | None = None
+              ) -> urllib3.BaseHTTPResponse:
+        """One raw HTTP call through the client's own urllib3 pool (TLS, proxy, client
+        certificates) with its auth headers. The typed clients' ``param_serialize`` /
+        ``call_api`` differ between client majors (37 vs 30-36); the pool does not."""
+        cfg = self.api_client.configuration
+        headers = {"Accept": "application/json", "User-Agent": "harness"}
+        for auth in cfg.auth_settings().values():  # refreshes exec/token credentials
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[auth["key"]] = auth["value"]
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
-        serialized = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=params, header_params=headers,
-            body=body, auth_settings=["BearerToken"])
-        return self.api_client.call_api(
-            *serialized, _request_timeout=timeout if timeout is not None else
-            self.request_timeout)
+        url = cfg.host.rstrip("/") + path + ("?" + urlencode(params) if params else "")
+        t = timeout if timeout is not None else self.request_timeout
+        tmo = (urllib3.Timeout(connect=t[0], read=t[1]) if isinstance(t, tuple)
+               else urllib3.Timeout(total=t) if t is not None else None)
+        return self.api_client.rest_client.pool_manager.request(  # type: ignore[no-any-return]
+            method, url, body=data, headers=headers, preload_content=False, timeout=tmo,
+            retries=False)
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None,
@@ -311,11 +323,12 @@ class Kube:
         def once() -> Any:
             resp = self._send(method, path, query=query, body=body,
                               content_type=content_type, timeout=timeout)
-            data = resp.read()
+            try:
+                data = resp.read()
+            finally:
+                resp.release_conn()
             if not 200 <= resp.status <= 299:
-                raise ApiException.from_response(http_resp=resp,
-                                                  body=data.decode("utf-8", "replace"),
-                                                  data=None)
+                raise _api_exception(resp, data)
             return json.loads(data) if data else None
 
         if not retry:
@@ -327,12 +340,11 @@ class Kube:
         """Start a streaming GET (a watch); the caller reads lines and closes it.
         Not retried: :mod:`harness.kube.watch` owns reconnecting."""
         resp = self._send("GET", path, query=query, timeout=timeout)
-        raw: urllib3.BaseHTTPResponse = resp.response
         if not 200 <= resp.status <= 299:
             data = resp.read()
-            raise ApiException.from_response(http_resp=resp,
-                                              body=data.decode("utf-8", "replace"), data=None)
-        return raw
+            resp.release_conn()
+            raise _api_exception(resp, data)
+        return resp
 
 
 def _disable_transport_retries(api_client: k8s.ApiClient) -> None:
@@ -347,6 +359,14 @@ def _disable_transport_retries(api_client: k8s.ApiClient) -> None:
     from kubernetes.client.rest import RESTClientObject
 
     api_client.rest_client = RESTClientObject(cfg)
+
+
+def _api_exception(resp: urllib3.BaseHTTPResponse, data: bytes) -> ApiException:
+    """The client's ApiException for an error response, the same on client majors 30-37."""
+    exc = ApiException(status=resp.status, reason=resp.reason)
+    exc.body = data.decode("utf-8", "replace")
+    exc.headers = resp.headers
+    return exc
 
 
 def _query_value(value: Any) -> str:
