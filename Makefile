@@ -27,8 +27,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks
 
+# Emulator + every suite (CLUSTER=local|kind|current; ARGS: more options, "-- -k panic" to pytest)
 conformance: $(STAMP)
-	$(BIN)/harness conformance --profile $(PROFILE) $(ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/harness conformance --profile $(PROFILE) --cluster $(or $(CLUSTER),local) $(ARGS)
 
 # A kind cluster with Knative + Kourier + KServe (needs kind, docker, kubectl; KIND_NAME=harness)
 kind-up: $(STAMP)

@@ -39,6 +39,7 @@ check at the end (a leak makes the run fail).
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if tr is not None:
+        tr.ensure_newline()
         if leaks:
             tr.write_line(f"harness: the run left {len(leaks)} object(s) behind: "
                           + ", ".join(leaks[:5]), red=True)
@@ -251,8 +253,8 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
                               allowed=[c for cs in opt.hx_allowed for c in cs],
                               ingress_url=opt.hx_ingress,
                               workdir=tmp_path_factory.mktemp("cluster"))
-    except UserError as exc:
-        pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except UserError as exc:  # every test errors with this one line (xdist-safe)
+        pytest.fail(f"harness: {exc}", pytrace=False)
     previous = signal.getsignal(signal.SIGTERM)
     if handle.local is not None and previous is signal.SIG_DFL:
         # a terminated run still stops its emulator and model servers
@@ -352,9 +354,14 @@ class Timeline:
         return self
 
     def wait(self, predicate: Callable[[Frames], bool], *, timeout: float, what: str,
-             isvc: Deployed | None = None) -> float:
-        """Wait (bounded) until ``predicate(frames so far)`` holds; seconds waited."""
-        return self.case.wait(predicate, timeout=timeout, what=what, target=isvc)
+             isvc: Deployed | None = None, then: float = 0.0) -> float:
+        """Wait (bounded) until ``predicate(frames so far)`` holds, then keep recording
+        ``then`` seconds more (so what follows the event is on the timeline too, e.g. the
+        reference band around it); seconds waited until it held."""
+        took = self.case.wait(predicate, timeout=timeout, what=what, target=isvc)
+        if then > 0:
+            time.sleep(then)
+        return took
 
     def frames(self, isvc: Deployed | None = None) -> Frames:
         """Stop recording and build the frames (of ``isvc``'s revision when given)."""

@@ -1,30 +1,46 @@
-"""The interim conformance job: reference-model predictions, findings, summary.json, exit codes."""
+"""The conformance job: reference-model predictions, and ``harness conformance`` end to end
+on the emulator (cluster child, suites through pytest, report, exit codes, clean-up)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.commands import conformance
 from harness.params import resolve
 from harness.predictions import predict
 
 
-def _harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _harness(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
 def _by_measure(profile: str) -> dict[str, float | None]:
     return {p.measure: p.value for p in predict(resolve(profile=profile).params)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_coreweave_predictions_match_the_worked_examples():
@@ -45,27 +61,47 @@ def test_fast_profile_reaches_zero_in_about_fifteen_seconds():
     assert 12 <= got["replicas reach 0 (from 1 pod)"] <= 17
 
 
-def test_conformance_writes_summary_and_says_no_cluster_was_tested(tmp_path):
-    res = _harness("conformance", "--profile", "fast", "--report-dir", str(tmp_path), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "No cluster was tested" in " ".join(res.stdout.split())
-    (run_dir,) = tmp_path.iterdir()
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_conformance_runs_the_suites_on_the_emulator_and_writes_the_report(tmp_path):
+    res = _harness("conformance", "--profile", "fast", "--report-dir", str(tmp_path),
+                   "--workers", "2", "--", "-k", "configuration", cwd=tmp_path, timeout=200)
+    out = " ".join(res.stdout.split())
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["cluster_tested"] is False
-    assert summary["profile"] == "fast"
-    assert {p["scenario"] for p in summary["predictions"]} == {
-        "burst",
-        "scale-down",
-        "scale-to-zero",
-    }
+    assert summary["meta"]["cluster_tested"] is True
+    assert summary["meta"]["profile"] == "fast"
+    assert summary["meta"]["leaks"] == []
+    assert summary["counts"] == {"fail": 0, "pass": 1, "skip": 0}
+    assert [v["check"] for v in summary["verdicts"]] == ["configuration"]
+    # the configuration part of the report: the model's predictions and the findings
+    config = summary["meta"]["configuration"]
+    assert {p["scenario"] for p in config["predictions"]} == {"burst", "scale-down",
+                                                              "scale-to-zero"}
+    assert config["findings"] == []
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'tests="1"' in junit and "test_effective_knobs_match_the_profile" in junit
+    assert (run_dir / "index.html").is_file()
+    assert (run_dir / f"{run_dir.name}.tar.gz").is_file()
+    assert not (run_dir / ".parts").exists()
+    assert f"Report: {run_dir / 'index.html'}" in out
+    # the emulator it started is gone
+    pid = int(re.search(r"Cluster: emulated \(pid (\d+)\)", out).group(1))
+    assert "Cluster: stopped" in out
+    assert not _alive(pid)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_conformance_fails_when_the_documentation_cannot_hold(tmp_path):
-    res = _harness(
-        "conformance", "--profile", "coreweave", "--report-dir", str(tmp_path), cwd=tmp_path
-    )
-    assert res.returncode == 1
+    res = _harness("conformance", "--profile", "coreweave", "--report-dir", str(tmp_path),
+                   "--workers", "0", "--", "-k", "configuration", cwd=tmp_path, timeout=200)
+    assert res.returncode == 1, res.stdout[-4000:] + res.stderr[-2000:]
     assert "panic-window" in res.stdout
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["counts"]["fail"] == 1
 
 
 def test_conformance_bad_profile_is_one_line_and_exit_2(tmp_path):
@@ -74,3 +110,51 @@ def test_conformance_bad_profile_is_one_line_and_exit_2(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
     assert "nope" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_conformance_unreachable_cluster_is_one_line_and_exit_2(tmp_path):
+    res = _harness("conformance", "--cluster", "current", "--kubeconfig",
+                   str(tmp_path / "missing"), "--report-dir", str(tmp_path / "r"),
+                   cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "kubeconfig not found" in res.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_conformance_bad_workers_and_run_id_exit_2(tmp_path):
+    for extra in (["--workers", "many"], ["--run-id", "Not_Valid"]):
+        res = _harness("conformance", "--report-dir", str(tmp_path), *extra, cwd=tmp_path)
+        assert res.returncode == 2, (extra, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+def _args(**kw):
+    ns = argparse.Namespace(cluster="local", kube_context=None, allowed_contexts=None,
+                            ingress_url=None, keep_on_failure=False, pytest_args=[])
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def test_pytest_command_line(tmp_path):
+    argv = conformance._pytest_argv(_args(), "fast", "01010000-abcd", tmp_path, "/k", 4)
+    assert argv[1:4] == ["-m", "pytest", str(conformance.SUITES)]
+    joined = " ".join(argv)
+    assert "--cluster local" in joined and "--profile fast" in joined
+    assert f"--junitxml {tmp_path / '01010000-abcd' / 'junit.xml'}" in joined
+    assert "--kubeconfig /k" in joined and argv[-2:] == ["-n", "4"]
+    # a worker count given to pytest wins; no workers at all with 0
+    own = conformance._pytest_argv(_args(pytest_args=["-n", "1", "-k", "panic"]), "fast",
+                                   "01010000-abcd", tmp_path, None, 4)
+    assert own.count("-n") == 1 and own[-4:] == ["-n", "1", "-k", "panic"]
+    assert "-n" not in conformance._pytest_argv(_args(), "fast", "r", tmp_path, None, 0)
+    cur = conformance._pytest_argv(
+        _args(cluster="current", allowed_contexts="a, b", keep_on_failure=True,
+              ingress_url="http://gw"), "coreweave", "r", tmp_path, None, 0)
+    assert "--allowed-contexts a,b" in " ".join(cur) and "--keep-on-failure" in cur
+    assert "--ingress-url" in cur and "--kubeconfig" not in cur
+
+
+def test_exit_codes_from_pytest():
+    assert [conformance._exit_code(rc) for rc in (0, 1, 2, 3, 4, 5)] == [0, 1, 130, 2, 2, 2]

@@ -1,22 +1,35 @@
 """``harness conformance``: the conformance job (``make conformance``).
 
-What runs today, honestly labelled: the emulated cluster and the pytest suites that
-check a live cluster are not built yet, so this job checks what can be checked without
-one. For the chosen profile it resolves the effective knobs, lists the documentation
-findings (documented claims that cannot hold on Knative), runs the reference model
-through the documented scenarios (:mod:`harness.predictions`), and writes
-``reports/<run-id>/summary.json``. It ends by saying that no cluster was tested. It
-exits 1 when a documentation finding of severity ``error`` exists, so a nightly job
-shows the documentation as not conforming, and 2 on bad input.
+1. Configuration: resolve the profile's knobs, print the reference model's predictions
+   for the documented scenarios (:mod:`harness.predictions`) and the documentation
+   findings (claims that cannot hold on Knative). A bad profile stops here (exit 2).
+2. Cluster: ``--cluster local`` (default) starts ``harness cluster up --local --profile
+   P`` as a child process, one emulated cluster shared by every suite; ``kind`` and
+   ``current`` connect to an existing cluster (``current`` must be on the allow-list),
+   checked before anything runs.
+3. Suites: ``pytest suites/`` with the harness plugin (:mod:`harness.pytest_plugin`),
+   ``--workers`` pytest-xdist workers (each suite in its own namespace, so the run takes
+   about as long as its longest suite), ``--junitxml`` into the report; anything after
+   ``--`` goes to pytest (``-- -k panic``).
+4. Report: ``<report-dir>/<run-id>/`` (index.html, summary.json with the configuration
+   part, junit.xml, timelines, records, tar.gz); its path is printed. The emulator is
+   stopped, also on failure and Ctrl-C.
+
+Exit codes: 0 every check passed, 1 a check failed (or the run leaked objects), 2 bad
+input (profile, cluster, options, no suite selected), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
-import uuid
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -24,36 +37,108 @@ from rich.table import Table
 
 from harness.durations import format_duration
 from harness.errors import UserError
-from harness.params import resolve
+from harness.params import Resolved, resolve
 from harness.predictions import predict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUITES = REPO_ROOT / "suites"
+DEFAULT_WORKERS = 4
+CLUSTER_START_S = 60.0
+CLUSTER_STOP_S = 30.0
+PYTEST_GRACE_S = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="fast", metavar="NAME|FILE", help="default: fast")
-    parser.add_argument(
-        "--cluster",
-        default="local",
-        choices=["local", "kind", "current"],
-        help="where to run the suites (none are built yet: see the output)",
-    )
+    parser.add_argument("--cluster", default="local", choices=["local", "kind", "current"],
+                        help="local: start the emulator (default); kind: the cluster of "
+                             "'make kind-up'; current: the active kubeconfig context")
+    parser.add_argument("--kubeconfig", default=None, metavar="PATH",
+                        help="kubeconfig (with --cluster local: an emulator already running)")
+    parser.add_argument("--kube-context", default=None, metavar="NAME")
+    parser.add_argument("--allowed-contexts", default=None, metavar="A,B",
+                        help="contexts --cluster current may write to")
+    parser.add_argument("--ingress-url", default=None, metavar="URL")
     parser.add_argument("--report-dir", default="reports", metavar="DIR")
     parser.add_argument("--run-id", default=None, help="default: a new one")
+    parser.add_argument("--workers", default=str(DEFAULT_WORKERS), metavar="N|auto",
+                        help=f"pytest-xdist workers (default {DEFAULT_WORKERS}; 0: none)")
+    parser.add_argument("--keep-on-failure", action="store_true",
+                        help="keep a failed suite's namespace for inspection")
+    parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
+                        help="more pytest arguments after --, e.g. -- -k panic")
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.kube.namespaces import check_run_id, new_run_id
+
     resolved = resolve(profile=args.profile)
-    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    out = Path(args.report_dir) / run_id
+    profile = _profile_arg(args.profile)
+    workers = _workers(args.workers)
+    run_id = args.run_id or new_run_id()
+    try:
+        check_run_id(run_id)
+    except ValueError as exc:
+        raise UserError(str(exc), key="--run-id") from None
+    report_dir = Path(args.report_dir).resolve()
+    out = report_dir / run_id
+    if out.exists():
+        raise UserError("the report folder already exists", where=str(out))
+
+    console = Console(highlight=False)
+    errors = _print_configuration(console, resolved, args.profile, run_id)
+    if args.cluster != "local" or args.kubeconfig:
+        _preflight(args, profile, run_id)
     try:
         out.mkdir(parents=True, exist_ok=False)
     except OSError as exc:
-        raise UserError(
-            f"cannot create the report folder: {exc.strerror}", where=str(out)
-        ) from None
+        raise UserError(f"cannot create the report folder: {exc.strerror}",
+                        where=str(out)) from None
 
-    console = Console()
+    with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="hx-conf-") as tmp:
+        kubeconfig = args.kubeconfig
+        with _local_cluster(args, profile, Path(tmp), console) as started:
+            kubeconfig = started or kubeconfig
+            argv = _pytest_argv(args, profile, run_id, report_dir, kubeconfig, workers)
+            console.print(f"Suites: {' '.join(argv[2:])}", markup=False, soft_wrap=True)
+            rc = _run_pytest(argv)
+    page = out / "index.html"
+    if page.exists():
+        console.print(f"Report: {page}", soft_wrap=True)
+    else:
+        console.print(f"No report was written (no suite ran); see {out}", soft_wrap=True)
+    if errors:
+        console.print(f"{len(errors)} documentation finding(s) of severity error: the "
+                      "configuration suite fails on them")
+    return _exit_code(rc)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _profile_arg(profile: str) -> str:
+    """A profile file as an absolute path (pytest may run elsewhere), a name as is."""
+    p = Path(profile)
+    return str(p.resolve()) if p.suffix in (".yaml", ".yml") and p.exists() else profile
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not a number of workers or 'auto'",
+                        key="--workers") from None
+    if n < 0:
+        raise UserError("must not be negative", key="--workers")
+    return n
+
+
+def _print_configuration(console: Console, resolved: Resolved, profile: str,
+                         run_id: str) -> list[object]:
     p = resolved.params
-    name = resolved.profile.name if resolved.profile else str(args.profile)
+    name = resolved.profile.name if resolved.profile else str(profile)
     console.print(f"[bold]harness conformance[/] profile [cyan]{name}[/], run id {run_id}")
     console.print(
         f"stable window {format_duration(p.stable_window)}, panic window "
@@ -62,38 +147,143 @@ def run(args: argparse.Namespace) -> int:
         f"{p.max_scale_down_rate:g}, scale-down delay {format_duration(p.scale_down_delay)}, "
         f"retention {format_duration(p.scale_to_zero_pod_retention_period)}"
     )
-
-    predictions = predict(p)
     table = Table(title="Reference model predictions (pods start instantly)")
     for col in ("scenario", "measure", "predicted", "detail"):
         table.add_column(col)
-    for pr in predictions:
+    for pr in predict(p):
         shown = "never" if pr.value is None else f"{pr.value:g} s"
         if pr.measure.startswith("largest step"):
             shown = "-" if pr.value is None else f"{pr.value:g}"
         table.add_row(pr.scenario, pr.measure, shown, pr.detail)
     console.print(table)
-
     errors = [f for f in resolved.findings if f.severity == "error"]
     console.print(f"Documentation findings: {len(resolved.findings)} ({len(errors)} errors)")
     for f in resolved.findings:
         console.print(f"  [{f.severity}] {f.id}: {f.arithmetic}", markup=False)
+    return list(errors)
 
-    summary = {
-        "run_id": run_id,
-        "profile": name,
-        "cluster": None,
-        "cluster_tested": False,
-        "params": asdict(p),
-        "sources": resolved.sources,
-        "findings": [f.as_dict() for f in resolved.findings],
-        "predictions": [pr.as_dict() for pr in predictions],
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"Report: {out / 'summary.json'}")
-    console.print(
-        "[bold yellow]No cluster was tested.[/] The emulated cluster and the conformance "
-        f"suites (--cluster {args.cluster}) are not built yet; this run checked the "
-        "documentation against Knative and the reference model only."
-    )
-    return 1 if errors else 0
+
+def _allowed(args: argparse.Namespace) -> list[str]:
+    return [c.strip() for c in (args.allowed_contexts or "").split(",") if c.strip()]
+
+
+def _preflight(args: argparse.Namespace, profile: str, run_id: str) -> None:
+    """Connect once before pytest starts: a bad kubeconfig or context, a context not on
+    the allow-list, or no ingress address is exit code 2 with one line."""
+    from harness.suite.cluster import open_cluster
+
+    handle = open_cluster(mode=args.cluster, profile=profile, run_id=run_id,
+                          kubeconfig=args.kubeconfig, context=args.kube_context,
+                          allowed=_allowed(args), ingress_url=args.ingress_url)
+    handle.close()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) cleans up like Ctrl-C."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _local_cluster(args: argparse.Namespace, profile: str, tmp: Path,
+                   console: Console) -> Iterator[str | None]:
+    """Start ``harness cluster up --local`` as a child (own session, so Ctrl-C reaches
+    pytest first and the suites can still clean up); yield its kubeconfig; stop it."""
+    if args.cluster != "local" or args.kubeconfig:
+        yield None
+        return
+    kubeconfig = tmp / "kubeconfig"
+    state = tmp / "state.json"
+    log = tmp / "cluster.log"
+    argv = [sys.executable, "-m", "harness", "cluster", "up", "--local", "--profile", profile,
+            "--kubeconfig", str(kubeconfig), "--state-dir", str(tmp)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + CLUSTER_START_S
+        while not (state.exists() and kubeconfig.exists()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                raise UserError(f"the emulated cluster did not start: {tail[0]}")
+            time.sleep(0.1)
+        console.print(f"Cluster: emulated (pid {proc.pid}), kubeconfig {kubeconfig}",
+                      soft_wrap=True)
+        yield str(kubeconfig)
+    finally:
+        _stop(proc)
+        console.print("Cluster: stopped")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(CLUSTER_STOP_S)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything of its group left behind
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait(5)
+
+
+def _pytest_argv(args: argparse.Namespace, profile: str, run_id: str, report_dir: Path,
+                 kubeconfig: str | None, workers: int | str) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider",
+            "--cluster", args.cluster, "--profile", profile, "--report-dir", str(report_dir),
+            "--run-id", run_id, "--junitxml", str(report_dir / run_id / "junit.xml")]
+    if kubeconfig:
+        argv += ["--kubeconfig", str(Path(kubeconfig).expanduser().resolve())]
+    if args.kube_context:
+        argv += ["--kube-context", args.kube_context]
+    if _allowed(args):
+        argv += ["--allowed-contexts", ",".join(_allowed(args))]
+    if args.ingress_url:
+        argv += ["--ingress-url", args.ingress_url]
+    if args.keep_on_failure:
+        argv.append("--keep-on-failure")
+    extra = list(args.pytest_args)
+    if workers and not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in extra):
+        argv += ["-n", str(workers)]
+    return argv + extra
+
+
+def _run_pytest(argv: list[str]) -> int:
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # pytest got the terminal's SIGINT too (or gets one now): let it tear down
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(PYTEST_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def _exit_code(pytest_rc: int) -> int:
+    if pytest_rc == 0:
+        return 0
+    if pytest_rc == 1:
+        return 1
+    if pytest_rc == 2:
+        return 130
+    return 2  # 3 internal error, 4 usage error, 5 no tests collected
