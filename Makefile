@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance bench clean kind-up kind-down
+.PHONY: help venv test lint conformance bench clean kind-up kind-down mutation-matrix
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff"
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
+	@echo "make mutation-matrix  every check vs every emulator mutation, live (~8 min)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator_throughput.py
 	$(BIN)/python benchmarks/ingress_latency.py
 	$(BIN)/python benchmarks/load_throughput.py
+	$(BIN)/python benchmarks/measurement_accuracy.py
+
+# Live mutation matrix: each emulator mutation fails its check and no other.
+# MUTATION_MATRIX_RECORD=tests/data/mutation_matrix refreshes the replayed recordings.
+mutation-matrix: $(STAMP)
+	MUTATION_MATRIX=1 $(BIN)/python -m pytest tests/test_mutation_matrix.py -k live -s $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

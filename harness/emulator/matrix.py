@@ -1,0 +1,415 @@
+"""The mutation matrix's scenario: record every check's timeline on one emulated cluster.
+
+:func:`record` starts a :class:`~harness.emulator.cluster.LocalCluster` with the matrix
+profile (:data:`PROFILE`: short windows, low rate limits so they bind, initial scale 0,
+a 5 s small-model cold-start claim) and the given mutations, then runs five scenarios at
+once, each in its own namespace with its own recorder (watch events + the autoscaler's
+panic gauge) and open-loop load records:
+
+* ``panic``: a warm service (40 s stable window, 3 s panic window) gets a 4x burst;
+* ``scale-rate`` and ``scale-delay``: stable mode only (6 s window, panic threshold
+  1000 %), a burst, then a light tail while it scales back to one pod; the first needs
+  six pods and so falls faster than max-scale-down-rate 1.1 allows, the second has a 6 s
+  scale-down-delay;
+* ``fixed``: minReplicas == maxReplicas == 2 under a load that needs 3 pods;
+* ``gpu``: one request to the GPU InferenceService (node affinity on Quadro_RTX_5000);
+* ``cold``: from zero, a cold request plus a few more, then idle until zero.
+
+:func:`run_checks` turns a :class:`Run` into one :class:`~harness.checks.Verdict` per
+check (:data:`CHECKS`), with the cluster's own ``config-autoscaler`` as the effective
+knobs. A :class:`Run` saves to and loads from one gzipped JSON file, so the matrix can be
+replayed without a cluster (``tests/test_mutation_matrix.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gzip
+import json
+import math
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+CHECKS: tuple[str, ...] = (
+    "configuration", "autoscaling-enabled", "panic-entry", "scale-up-rate", "scale-down",
+    "scale-to-zero", "cold-start", "gpu-placement", "no-request-lost")
+"""Every check, in the order of ``harness/checks`` (1-9)."""
+
+SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
+    "panic": ("panic-entry", "scale-up-rate", "autoscaling-enabled"),
+    "scale-rate": ("scale-down", "no-request-lost"),
+    "scale-delay": ("scale-down",),
+    "fixed": ("autoscaling-enabled",),
+    "gpu": ("gpu-placement",),
+    "cold": ("cold-start", "scale-to-zero", "no-request-lost"),
+}
+GPU_CLASS = "Quadro_RTX_5000"
+ROOT = Path(__file__).resolve().parents[2]
+INFER = "/v2/models/linear/infer"
+BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
+                    "data": [1, 2, 3, 4]}]}
+AS = "autoscaling.knative.dev/"
+
+PROFILE: dict[str, Any] = {
+    "name": "matrix",
+    "description": "The mutation matrix's knobs: short windows, binding rate limits",
+    "source": "harness (tests/test_mutation_matrix.py)",
+    "config-autoscaler": {
+        "stable-window": "10s", "panic-window-percentage": "30",
+        "panic-threshold-percentage": "200", "container-concurrency-target-percentage": "85",
+        "max-scale-up-rate": "1.5", "max-scale-down-rate": "1.1", "scale-down-delay": "0s",
+        "scale-to-zero-pod-retention-period": "10s", "scale-to-zero-grace-period": "3s",
+        "initial-scale": "0", "allow-zero-initial-scale": "true",
+    },
+    "inferenceservice": {"minReplicas": 0, "maxReplicas": 5, "containerConcurrency": 1},
+    "claims": {"cold-start-small": {
+        "quote": "For small models, this can be as quick as five seconds",
+        "unit": "duration", "value": "5s"}},
+}
+
+
+def write_profile(folder: str | Path) -> Path:
+    path = Path(folder) / "matrix.yaml"
+    path.write_text(yaml.safe_dump(PROFILE, sort_keys=False))
+    return path
+
+
+def _isvc(name: str, *, lo: int, hi: int, cc: int, latency: str,
+          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": dict(annotations or {})},
+        "spec": {"predictor": {
+            "minReplicas": lo, "maxReplicas": hi, "containerConcurrency": cc,
+            "model": {"modelFormat": {"name": "harness-linear"}, "protocolVersion": "v2",
+                      "image": "harness-modelserver:0.1.0",
+                      "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                      "env": [{"name": "REQUEST_LATENCY", "value": latency}]},
+            "nodeSelector": {"node.kubernetes.io/instance-type": "cpu-large"}}},
+    }
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    """Scenario name -> its InferenceService."""
+    gpu = yaml.safe_load((ROOT / "fixtures" / "isvc" / "gpu-rtx5000.yaml").read_text())
+    return {
+        "panic": _isvc("panic", lo=0, hi=5, cc=0, latency="250ms", annotations={
+            AS + "target": "1", AS + "window": "40s", AS + "panic-window-percentage": "7.5"}),
+        "scale-rate": _isvc("scalerate", lo=0, hi=6, cc=0, latency="250ms", annotations={
+            AS + "target": "1", AS + "window": "6s",
+            AS + "panic-threshold-percentage": "1000"}),
+        "scale-delay": _isvc("scaledelay", lo=0, hi=5, cc=0, latency="250ms", annotations={
+            AS + "target": "1", AS + "window": "6s", AS + "scale-down-delay": "6s",
+            AS + "panic-threshold-percentage": "1000"}),
+        "fixed": _isvc("fixed", lo=2, hi=2, cc=4, latency="500ms",
+                       annotations={AS + "target": "2"}),
+        "gpu": gpu,
+        "cold": _isvc("cold", lo=0, hi=5, cc=1, latency="250ms",
+                      annotations={AS + "initial-scale": "0"}),
+    }
+
+
+# ---------------------------------------------------------------------------- a run
+
+
+@dataclass
+class Timeline:
+    """One scenario's recording: watch events, panic gauge samples, load records."""
+
+    scenario: str
+    namespace: str
+    isvc: dict[str, Any]
+    events: list[dict[str, Any]]
+    panic: list[tuple[float, float]] | None
+    records: pd.DataFrame
+    end: float
+
+    @property
+    def revision(self) -> str:
+        return f"{self.isvc['metadata']['name']}-predictor-00001"
+
+    def frames(self) -> Any:
+        from harness.observe.frames import build_frames
+
+        f = build_frames(self.events, revision=self.revision, pa=self.revision,
+                         panic_samples=self.panic)
+        return f
+
+
+@dataclass
+class Run:
+    """Everything one matrix configuration recorded."""
+
+    mutations: list[str]
+    config: dict[str, str]
+    """The cluster's ``config-autoscaler`` data, read back through the API."""
+    nodes: dict[str, dict[str, str]]
+    timelines: dict[str, Timeline]
+    truth: list[dict[str, Any]] = field(default_factory=list)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        doc = {"mutations": self.mutations, "config": self.config, "nodes": self.nodes,
+               "timelines": {k: {"scenario": t.scenario, "namespace": t.namespace,
+                                 "isvc": t.isvc, "events": [_slim(e) for e in t.events],
+                                 "panic": t.panic, "end": t.end,
+                                 "records": json.loads(t.records.to_json(orient="records"))}
+                             for k, t in self.timelines.items()}}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            doc = json.load(f)
+        tls = {}
+        for k, t in doc["timelines"].items():
+            recs = pd.DataFrame(t["records"], columns=list(RECORD_COLUMNS))
+            tls[k] = Timeline(t["scenario"], t["namespace"], t["isvc"], t["events"],
+                              None if t["panic"] is None else [tuple(x) for x in t["panic"]],
+                              recs, float(t["end"]))
+        return cls(doc["mutations"], doc["config"], doc["nodes"], tls)
+
+
+RECORD_COLUMNS = ("start", "latency_s", "status", "bytes", "pod", "error")
+
+
+def _slim(event: dict[str, Any]) -> dict[str, Any]:
+    """An event without what the frames never read (managedFields)."""
+    obj = copy.deepcopy(event.get("object") or {})
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return {"received": event["received"], "type": event.get("type"),
+            "kind": event.get("kind"), "object": obj}
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _combine(verdicts: list[Any]) -> Any:
+    """One verdict from several scenarios: a failure wins, then a pass, then a skip."""
+    for status in ("fail", "pass"):
+        for v in verdicts:
+            if v.status == status:
+                return v
+    return verdicts[0]
+
+
+def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
+    """Check id -> :class:`~harness.checks.Verdict` for one recorded configuration."""
+    from harness import checks as C
+    from harness.params import resolve
+    from harness.profiles import load_profile
+
+    profile = load_profile(profile_path)
+    out: dict[str, list[Any]] = {c: [] for c in CHECKS}
+    out["configuration"].append(C.check_configuration(
+        resolve(profile=profile, configmap=run.config)))
+    for name, tl in run.timelines.items():
+        params = resolve(configmap=run.config, isvc=tl.isvc).params
+        frames = tl.frames()
+        recs = tl.records
+        for check in SCENARIO_CHECKS[name]:
+            if check == "panic-entry":
+                v = C.check_panic(frames, params, recs, expect="burst")
+            elif check == "scale-up-rate":
+                v = C.check_scale_up_rate(frames, params, recs)
+            elif check == "autoscaling-enabled":
+                v = C.check_autoscaling_enabled(frames, params, recs)
+            elif check == "scale-down":
+                v = C.check_scale_down(frames, params, recs)
+            elif check == "no-request-lost":
+                v = C.check_no_request_lost(frames, params, recs)
+            elif check == "scale-to-zero":
+                v = C.check_scale_to_zero(frames, params, recs)
+            elif check == "cold-start":
+                v = C.check_cold_start(frames, params, recs, profile=profile)
+            elif check == "gpu-placement":
+                v = C.check_gpu_placement(frames, params, recs, gpu_class=GPU_CLASS,
+                                          nodes=run.nodes)
+            else:  # pragma: no cover - SCENARIO_CHECKS names only known checks
+                raise ValueError(check)
+            out[check].append(v)
+    return {c: _combine(vs) for c, vs in out.items()}
+
+
+# ---------------------------------------------------------------------------- recording
+
+
+async def _request(client: Any, url: str, host: str, out: list[tuple[Any, ...]]) -> int:
+    start = time.time()
+    try:
+        r = await client.post(url + INFER, json=BODY, headers={"Host": host})
+        out.append((start, time.time() - start, r.status_code, len(r.content),
+                    r.headers.get("x-pod-name", ""), "" if r.status_code < 400
+                    else r.text[:120]))
+        return int(r.status_code)
+    except Exception as exc:  # noqa: BLE001 - a lost request is a record, not a crash
+        out.append((start, time.time() - start, 0, 0, "", f"{type(exc).__name__}: {exc}"))
+        return 0
+
+
+async def _open_loop(client: Any, url: str, host: str, phases: Iterable[tuple[float, float]],
+                     out: list[tuple[Any, ...]], stop: asyncio.Event | None = None) -> None:
+    """Arrivals at ``rps`` for ``seconds`` per phase (``math.inf`` seconds: until ``stop``)."""
+    tasks: list[asyncio.Task[int]] = []
+    t = time.monotonic()
+    for rps, seconds in phases:
+        end = t + seconds
+        while t < end and not (stop is not None and stop.is_set()):
+            await asyncio.sleep(max(0.0, t - time.monotonic()))
+            tasks.append(asyncio.create_task(_request(client, url, host, out)))
+            t += 1.0 / rps
+            if len(tasks) > 5000:
+                break
+    await asyncio.gather(*tasks)
+
+
+def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    return df.sort_values("start").reset_index(drop=True) if not df.empty else df
+
+
+class _Driver:
+    """Runs the scenarios against one started LocalCluster."""
+
+    def __init__(self, cluster: Any, api: Any) -> None:
+        self.cluster = cluster
+        self.api = api
+
+    def ready_pods(self, ns: str) -> int:
+        from harness.emulator.controllers.deployments import pod_ready
+
+        pods = self.cluster.store.list("pods", namespace=ns)["items"]
+        return sum(1 for p in pods if pod_ready(p) and not p["metadata"].get(
+            "deletionTimestamp"))
+
+    def pods(self, ns: str) -> int:
+        return int(self.cluster.store.count("pods", ns))
+
+    def desired(self, ns: str, rev: str) -> int | None:
+        pa = self.cluster.store.try_get("autoscaling.internal.knative.dev/podautoscalers",
+                                        rev, namespace=ns)
+        d = ((pa or {}).get("status") or {}).get("desiredScale")
+        return None if d is None else int(d)
+
+    async def until(self, pred: Any, timeout: float, step: float = 0.1) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return True
+            await asyncio.sleep(step)
+        return False
+
+    async def scenario(self, name: str, isvc: dict[str, Any]) -> Timeline:
+        import httpx
+        from kubernetes import client as k8s
+
+        from harness.observe.recorder import Recorder
+
+        ns = f"mx-{name}"
+        core = k8s.CoreV1Api(self.api)
+        await asyncio.to_thread(core.create_namespace, {"metadata": {"name": ns}})
+        await asyncio.to_thread(
+            k8s.CustomObjectsApi(self.api).create_namespaced_custom_object,
+            "serving.kserve.io", "v1beta1", ns, "inferenceservices", isvc)
+        host = self.cluster.host_for(isvc["metadata"]["name"], ns)
+        rev = f"{isvc['metadata']['name']}-predictor-00001"
+        url = self.cluster.ingress_url
+        await self.until(lambda: host in self.cluster.ingress.routes(), 30)
+        rows: list[tuple[Any, ...]] = []
+        async with httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(
+                max_connections=200, max_keepalive_connections=50)) as client:
+            if name in ("panic", "scale-rate", "scale-delay"):  # warm, before recording
+                await _request(client, url, host, [])
+                await self.until(lambda: self.ready_pods(ns) >= 1
+                                 and (self.desired(ns, rev) or 0) >= 1, 45)
+                await asyncio.sleep(0.5)
+            elif name == "fixed":
+                await self.until(lambda: self.ready_pods(ns) >= 2, 45)
+            rec = Recorder(self.api, ns, metrics_url=self.cluster.metrics_url + "/metrics",
+                           metrics_interval_s=0.5).start()
+            try:
+                await asyncio.sleep(0.5)
+                if name == "panic":
+                    await _open_loop(client, url, host, [(1, 3), (16, 10)], rows)
+                    await asyncio.sleep(2.0)
+                elif name in ("scale-rate", "scale-delay"):
+                    stop = asyncio.Event()
+                    # plateaus mid-way between whole pods (need 6.7 and 2.8)
+                    burst = (22, 12) if name == "scale-rate" else (9, 8)
+                    load = asyncio.create_task(_open_loop(
+                        client, url, host, [(1, 2), burst, (1, math.inf)], rows, stop))
+                    await asyncio.sleep(2.0 + burst[1] + 2.0)
+                    await self.until(lambda: self.desired(ns, rev) == 1
+                                     and self.ready_pods(ns) == 1, 60)
+                    await asyncio.sleep(2.0)
+                    stop.set()
+                    await load
+                elif name == "fixed":
+                    await _open_loop(client, url, host, [(9, 13)], rows)  # needs 2.7
+                    await asyncio.sleep(1.0)
+                elif name == "gpu":
+                    await _request(client, url, host, rows)
+                    await asyncio.sleep(1.0)
+                elif name == "cold":
+                    async def at(delay: float) -> None:
+                        await asyncio.sleep(delay)
+                        await _request(client, url, host, rows)
+
+                    await asyncio.gather(*(at(d) for d in (0.0, 0.3, 1.5, 3.0)))
+                    last = time.monotonic()
+                    await self.until(lambda: self.pods(ns) == 0
+                                     and self.desired(ns, rev) == 0, 30.0)
+                    left = last + 30.0 - time.monotonic()
+                    await asyncio.sleep(1.0 if self.pods(ns) == 0 else max(0.0, left))
+            finally:
+                recording = rec.stop()
+        return Timeline(name, ns, isvc, recording.events, recording.panic_samples(rev),
+                        _frame(rows), recording.end)
+
+
+def record(mutations: Iterable[str] = (), *, scenarios: Iterable[str] | None = None,
+           truth: bool = False) -> Run:
+    """Start a cluster with ``mutations``, run the scenarios, stop it; the recorded run."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from harness.emulator.cluster import LocalCluster
+
+    names = list(mutations)
+    wanted = manifests()
+    if scenarios is not None:
+        wanted = {k: v for k, v in wanted.items() if k in set(scenarios)}
+    with tempfile.TemporaryDirectory(prefix="hx-matrix-") as tmp:
+        profile = write_profile(tmp)
+        cluster = LocalCluster(profile=profile, mutations=names)
+        with cluster:
+            kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
+            api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+            try:
+                driver = _Driver(cluster, api)
+
+                async def main() -> list[Timeline]:
+                    return list(await asyncio.gather(
+                        *(driver.scenario(k, v) for k, v in wanted.items())))
+
+                timelines = asyncio.run(main())
+                cm = k8s.CoreV1Api(api).read_namespaced_config_map(
+                    "config-autoscaler", "knative-serving")
+                nodes = {n.metadata.name: dict(n.metadata.labels or {})
+                         for n in k8s.CoreV1Api(api).list_node().items}
+            finally:
+                api.close()
+            log = [{"time": e.time, "kind": e.kind, "namespace": e.namespace,
+                    "name": e.name, **e.data} for e in cluster.truth.events()] if truth else []
+    return Run(names, dict(cm.data or {}), nodes, {t.scenario: t for t in timelines}, log)
