@@ -186,18 +186,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     meta = {"profile": config.option.hx_profile, "cluster": config.option.hx_cluster,
             "cluster_tested": True, "exitstatus": int(exitstatus), "leaks": leaks}
     page = rep.finish_report(run_dir, run_id=str(config.option.hx_run_id), meta=meta)
-    tr = config.pluginmanager.get_plugin("terminalreporter")
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if tr is not None:
-        tr.ensure_newline()
-        if leaks:
-            tr.write_line(f"harness: the run left {len(leaks)} object(s) behind: "
-                          + ", ".join(leaks[:5]), red=True)
-        for ns in sorted(kept):
-            tr.write_line(f"harness: kept namespace {ns} (--keep-on-failure)")
-        if page is not None:
-            tr.write_line(f"harness: report {page}")
+    lines = config.stash.setdefault(_LINES, [])
+    if leaks:
+        lines.append(f"harness: the run left {len(leaks)} object(s) behind: "
+                     + ", ".join(leaks[:5]))
+    lines += [f"harness: kept namespace {ns} (--keep-on-failure)" for ns in sorted(kept)]
+    if page is not None:
+        lines.append(f"harness: report {page}")
+
+
+_LINES = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    lines = config.stash.get(_LINES, [])
+    if lines:
+        terminalreporter.section("harness conformance")
+        for line in lines:
+            terminalreporter.write_line(line, red="left" in line)
 
 
 def _leak_check(config: pytest.Config, kept: set[str]) -> list[str]:
