@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/measurement_accuracy.py
 
 # Live mutation matrix: each emulator mutation fails its check and no other.
-# MUTATION_MATRIX_RECORD=tests/data/mutation_matrix refreshes the replayed recordings.
+# MUTATION_MATRIX_RECORD=DIR also saves each recording there (replayable).
 mutation-matrix: $(STAMP)
 	MUTATION_MATRIX=1 $(BIN)/python -m pytest tests/test_mutation_matrix.py -k live -s $(ARGS)
 
