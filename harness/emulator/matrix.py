@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import gzip
 import json
 import math
@@ -141,7 +142,8 @@ class Timeline:
 
         f = build_frames(self.events, revision=self.revision, pa=self.revision,
                          panic_samples=self.panic)
-        return f
+        # the recording lasted until the recorder stopped, not until its last event
+        return dataclasses.replace(f, end=max(f.end, self.end)) if self.end == self.end else f
 
 
 @dataclass
