@@ -406,3 +406,57 @@ def test_panic_fails_when_the_cluster_scales_no_faster_than_stable_mode():
     assert "stable mode" in v.why or "after the burst" in v.why
     f_ok, rec_ok = model_run(slow, load)
     assert check_panic(f_ok, slow, rec_ok).status == PASS
+
+
+def test_panic_fails_when_the_scraped_gauge_never_shows_panic():
+    f, rec = model_run(FAST, BURST)
+    gauge = pd.DataFrame({"time": [T0], "panic": [False], "inferred": [False],
+                          "source": ["metrics"]})
+    v = check_panic(replace(f, panic=gauge), FAST, rec)
+    assert v.status == FAIL and "panic gauge" in v.why
+    measured = pd.DataFrame({"time": [T0, T0 + 21, T0 + 40], "panic": [False, True, False],
+                             "inferred": [False] * 3, "source": ["metrics"] * 3})
+    v = check_panic(replace(f, panic=measured), FAST, rec)
+    assert v.status == PASS, v.why
+    assert v.numbers["panic_entered_after"] == pytest.approx(1.0)
+
+
+def test_scale_to_zero_earliest_follows_knative_gates_not_the_model():
+    # one pod, last response at 10 s: zero window + delay + retention, less metric + latency
+    p = replace(FAST, scale_down_delay=0.0)
+    lo, _ = (p.stable_window + p.scale_to_zero_pod_retention_period,) * 2
+    rec = records_from_load([0.5] * 10, T0)
+    anchor = float((rec["start"] + rec["latency_s"]).max())
+    zero = anchor + lo - 1.2  # inside the metric period + observation latency
+    f = series([(0, 1), (zero - T0, 0)], [(0, 1), (zero - T0, 0)], end=zero - T0 + 30)
+    v = check_scale_to_zero(f, p, rec)
+    assert v.status == PASS, v.why
+    assert v.window.not_before == pytest.approx(lo - 1.5)
+    early = series([(0, 1), (zero - T0 - 0.5, 0)], [(0, 1), (zero - T0 - 0.5, 0)],
+                   end=zero - T0 + 30)
+    assert check_scale_to_zero(early, p, rec).status == FAIL
+
+
+def test_scale_to_zero_counts_retention_from_the_last_pod_and_from_active():
+    p = replace(FAST, scale_down_delay=0.0)
+    rec = records_from_load([0.5] * 10, T0)
+    anchor = float((rec["start"] + rec["latency_s"]).max())
+    w, ret = p.stable_window, p.scale_to_zero_pod_retention_period
+    # three pods step down; the last one is alone 8 s after the window ended
+    one = anchor - T0 + w + 8
+    f = series([(0, 3), (one - 2, 1), (one + ret + 1, 0)],
+               [(0, 3), (one, 1), (one + ret + 1, 0)], end=one + ret + 40)
+    v = check_scale_to_zero(f, p, rec)
+    assert v.numbers["inactive_earliest"] == pytest.approx(w + 8)
+    assert v.status == PASS, v.why
+    # zero right after the last pod was alone: retention was not honoured
+    g = series([(0, 3), (one - 2, 1), (one + 1, 0)], [(0, 3), (one, 1), (one + 1, 0)],
+               end=one + ret + 40)
+    assert check_scale_to_zero(g, p, rec).status == FAIL
+    # a pod that turned ready late holds the PA Active for a stable window
+    late = anchor - T0 + 5
+    h = series([(0, 1), (late + w + ret + 0.5, 0)],
+               [(0, 0), (late, 1), (late + w + ret + 0.5, 0)], end=late + w + ret + 40)
+    v = check_scale_to_zero(h, p, rec)
+    assert v.numbers["inactive_earliest"] == pytest.approx(5 + w)
+    assert v.status == PASS, v.why

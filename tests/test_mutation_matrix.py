@@ -5,7 +5,9 @@ Fast part (``make test``): the registry, its hooks and the cluster wiring. Live 
 (``make mutation-matrix``, ``MUTATION_MATRIX=1``): records every configuration on a fresh
 emulated cluster (:mod:`harness.emulator.matrix`) and checks the matrix; with
 ``MUTATION_MATRIX_RECORD=DIR`` it also writes the recordings there
-(:meth:`harness.emulator.matrix.Run.save`, replayable with ``Run.load``).
+(:meth:`harness.emulator.matrix.Run.save`, replayable with ``Run.load``;
+``tests/test_mutation_matrix_replay.py`` replays the committed set), and
+``MUTATION_MATRIX_ONLY=a,b`` records only those configurations.
 """
 
 from __future__ import annotations
@@ -25,15 +27,8 @@ CONFIGS = ["baseline", *sorted(MUTATIONS)]
 LIVE = os.environ.get("MUTATION_MATRIX") == "1"
 
 
-def expected(config: str) -> dict[str, tuple[str, ...]]:
-    """Check -> the statuses allowed for it under ``config``."""
-    target = MUTATIONS[config].check if config in MUTATIONS else None
-    return {c: ("fail",) if c == target else ("pass",) if config == "baseline"
-            else ("pass", "skip") for c in matrix.CHECKS}
-
-
 def assert_matrix_row(config: str, verdicts: dict[str, object]) -> None:
-    want = expected(config)
+    want = matrix.expected(config)
     wrong = {c: f"{v.status} ({v.why[:120]})" for c, v in verdicts.items()  # type: ignore[attr-defined]
              if v.status not in want[c]}  # type: ignore[attr-defined]
     assert not wrong, f"{config}: {wrong}"
@@ -124,19 +119,18 @@ def test_local_cluster_wires_the_hooks_without_starting() -> None:
 def test_live_matrix(profile: Path) -> None:
     save = os.environ.get("MUTATION_MATRIX_RECORD")
     problems = []
-    lines = []
-    for config in CONFIGS:
+    rows = {}
+    only = [c for c in os.environ.get("MUTATION_MATRIX_ONLY", "").split(",") if c]
+    for config in only or CONFIGS:
         t0 = time.monotonic()
         run = matrix.record([] if config == "baseline" else [config])
         if save:
             run.save(Path(save) / f"{config}.json.gz")
-        verdicts = matrix.run_checks(run, profile)
-        lines.append(f"{config:20s} " + " ".join(
-            f"{v.status:4s}" for v in verdicts.values()) + f"  ({time.monotonic() - t0:.0f} s)")
+        rows[config] = verdicts = matrix.run_checks(run, profile)
+        print(f"{config}: {time.monotonic() - t0:.0f} s", flush=True)
         try:
             assert_matrix_row(config, verdicts)
         except AssertionError as exc:
             problems.append(str(exc))
-    header = f"{'configuration':20s} " + " ".join(c[:4] for c in matrix.CHECKS)
-    print("\n" + "\n".join([header, *lines]))
+    print("\n" + matrix.table(rows))
     assert not problems, "\n".join(problems)

@@ -1,13 +1,20 @@
 """Check 6, scale to zero.
 
-From the last response, zero ready pods come not before stable window + scale-down
-delay + retention (from one pod; ``harness.findings.time_to_zero``), and by
-stable window + delay + max(grace, retention); when the reference model on the measured
-load takes longer (more pods step down first), its earliest and latest times (over the
-measured pod start-ups and tick phase) replace those. Both sides get the budget; around
-the model's times the decision tick is left out of it (the variants cover the phase). The
-effective retention is the revision's annotation when it sets one (the claim key
-says which). With minReplicas >= 1 (or scale to zero disabled) zero is never reached.
+Knative's gates (``knative-kpa.md`` §6, §8-9): the PA goes Inactive no earlier than a
+full stable window of zero observed load after the last response plus scale-down-delay,
+than one ready pod left (the rate bound steps more pods down first) plus the delay, and
+than a stable window after it turned Active (:func:`inactive_earliest`); the Inactive PA
+keeps the last pod ``retention`` (the activator fast path may skip the grace) and at most
+``max(grace, retention)``. From one pod that is stable window + delay + retention up to
+stable window + delay + max(grace, retention) (``harness.findings.time_to_zero``). Each
+side has its own named budget: the earliest side loses the metric period (the last
+request's 1 s bucket can start up to 1 s before it ended) and the observation latency
+(the recorder's and the client's clocks); the latest side gains the decision tick too
+(zero load is acted on at the next 2 s tick). When the
+reference model on the measured load takes longer (more pods step down first), its
+latest time (over the measured pod start-ups and tick phase) extends the deadline. The
+effective retention is the revision's annotation when it sets one (the claim key says
+which). With minReplicas >= 1 (or scale to zero disabled) zero is never reached.
 """
 
 from __future__ import annotations
@@ -42,9 +49,42 @@ def first_zero(ready: pd.DataFrame, after: float) -> float | None:
     if ready.empty:
         return None
     if step_value(ready, after, "ready", None) == 0:
-        return after
+        later = ready[(ready["time"] > after) & (ready["ready"] > 0)]
+        if later.empty:
+            return after
+        after = float(later["time"].iloc[0])  # the pod was seen ready after the response
     hit = ready[(ready["time"] > after) & (ready["ready"] == 0)]
     return None if hit.empty else float(hit["time"].iloc[0])
+
+
+def active_since(ready: pd.DataFrame, anchor: float) -> float | None:
+    """When the pods serving the last request became ready after a scale from zero (the
+    PA turned Active), or None when they were ready before the recording began."""
+    if ready.empty:
+        return None
+    before = ready[ready["time"] <= anchor]
+    zeros = before[before["ready"] == 0]
+    if zeros.empty:
+        return None
+    up = ready[(ready["time"] > float(zeros["time"].iloc[-1])) & (ready["ready"] > 0)]
+    return None if up.empty else float(up["time"].iloc[0])
+
+
+def inactive_earliest(ready: pd.DataFrame, p: KPAParams, anchor: float) -> float:
+    """Seconds from the last response to the earliest moment the PA can go Inactive
+    (``knative-kpa.md`` §6.3, §6.7, §8.3, §9): a stable window of zero load, and a zero
+    recommendation needs one ready pod (``floor(1 / rate) = 0``; from more pods the rate
+    bound steps down first), each then held for scale-down-delay; and the PA must have
+    been Active for a stable window."""
+    gates = [p.stable_window + p.scale_down_delay]
+    if not ready.empty:
+        one = ready[(ready["time"] >= anchor) & (ready["ready"] <= 1)]
+        if step_value(ready, anchor, "ready", 0) > 1 and not one.empty:
+            gates.append(float(one["time"].iloc[0]) - anchor + p.scale_down_delay)
+    active = active_since(ready, anchor)
+    if active is not None:
+        gates.append(active - anchor + p.stable_window)
+    return max(gates)
 
 
 def model_time_to_zero(
@@ -112,20 +152,23 @@ def check_scale_to_zero(
     )
     if anchor is None:
         return skip(CHECK, claim, key, "no request records: no last request to measure from")
+    inactive = inactive_earliest(frames.ready, p, anchor)
+    early = timing_budget(observation_latency, tick=False)
     budget = timing_budget(observation_latency)
     model_lo, model_hi = model_time_to_zero(frames, p, records, anchor, hi)
-    not_before, by = lo - budget.total, hi + budget.total
-    if model_lo is not None and model_hi is not None:
-        # the model's variants cover the tick phase: only the measurement terms remain
-        budget = timing_budget(observation_latency, tick=False)
-        not_before = max(not_before, model_lo - budget.total)
-        by = max(by, model_hi + budget.total)
+    retention, grace = p.scale_to_zero_pod_retention_period, p.scale_to_zero_grace_period
+    not_before = inactive + retention - early.total
+    by = inactive + max(grace, retention) + budget.total
+    if model_hi is not None:
+        # more pods than one step down first: the model's variants cover the tick phase
+        by = max(by, model_hi + timing_budget(observation_latency, tick=False).total)
     window = Window(not_before, by, "last response", anchor)
     model = model_hi
     zero = first_zero(frames.ready, anchor)
     numbers: dict[str, float | None] = {
         "not_before": window.not_before, "by": window.by, "formula_lo": lo, "formula_hi": hi,
-        "model": model, "observed": None if zero is None else zero - anchor,
+        "model": model, "model_lo": model_lo, "inactive_earliest": inactive,
+        "budget_not_before": early.total, "observed": None if zero is None else zero - anchor,
     }
     if zero is None:
         if math.isnan(end) or end - anchor < (window.by or 0):

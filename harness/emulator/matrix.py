@@ -6,7 +6,9 @@ a 5 s small-model cold-start claim) and the given mutations, then runs five scen
 once, each in its own namespace with its own recorder (watch events + the autoscaler's
 panic gauge) and open-loop load records:
 
-* ``panic``: a warm service (40 s stable window, 3 s panic window) gets a 4x burst;
+* ``panic``: a warm service (30 s stable window, 3 s panic window) under light load for
+  longer than the stable window (so stable mode alone is slow) gets a burst needing six
+  pods;
 * ``scale-rate`` and ``scale-delay``: stable mode only (6 s window, panic threshold
   1000 %), a burst, then a light tail while it scales back to one pod; the first needs
   six pods and so falls faster than max-scale-down-rate 1.1 allows, the second has a 6 s
@@ -103,7 +105,7 @@ def manifests() -> dict[str, dict[str, Any]]:
     gpu = yaml.safe_load((ROOT / "fixtures" / "isvc" / "gpu-rtx5000.yaml").read_text())
     return {
         "panic": _isvc("panic", lo=0, hi=5, cc=0, latency="250ms", annotations={
-            AS + "target": "1", AS + "window": "40s", AS + "panic-window-percentage": "7.5"}),
+            AS + "target": "1", AS + "window": "30s", AS + "panic-window-percentage": "10"}),
         "scale-rate": _isvc("scalerate", lo=0, hi=6, cc=0, latency="250ms", annotations={
             AS + "target": "1", AS + "window": "6s",
             AS + "panic-threshold-percentage": "1000"}),
@@ -204,6 +206,29 @@ def _combine(verdicts: list[Any]) -> Any:
             if v.status == status:
                 return v
     return verdicts[0]
+
+
+def expected(config: str) -> dict[str, tuple[str, ...]]:
+    """Check -> the statuses allowed under ``config`` (``baseline`` or a mutation name):
+    the mutation's target check fails; the baseline passes every check; under a mutation
+    the other checks pass or skip."""
+    from harness.emulator.mutations import MUTATIONS
+
+    target = MUTATIONS[config].check if config in MUTATIONS else None
+    return {c: ("fail",) if c == target else ("pass",) if config == "baseline"
+            else ("pass", "skip") for c in CHECKS}
+
+
+def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """The check x configuration table of verdicts (``!`` marks an unexpected one)."""
+    head = f"{'configuration':20s} " + " ".join(f"{c[:6]:7s}" for c in CHECKS)
+    lines = [head]
+    for config, verdicts in rows.items():
+        want = expected(config)
+        lines.append(f"{config:20s} " + " ".join(
+            f"{verdicts[c].status + ('' if verdicts[c].status in want[c] else '!'):7s}"
+            for c in CHECKS))
+    return "\n".join(lines)
 
 
 def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
@@ -343,7 +368,9 @@ class _Driver:
             try:
                 await asyncio.sleep(0.5)
                 if name == "panic":
-                    await _open_loop(client, url, host, [(1, 3), (16, 10)], rows)
+                    # a full stable window of light load first, so stable mode alone
+                    # would be slow to react (no partial-window average), then 6x
+                    await _open_loop(client, url, host, [(0.5, 32), (24, 10)], rows)
                     await asyncio.sleep(2.0)
                 elif name in ("scale-rate", "scale-delay"):
                     stop = asyncio.Event()
@@ -370,9 +397,10 @@ class _Driver:
 
                     await asyncio.gather(*(at(d) for d in (0.0, 0.3, 1.5, 3.0)))
                     last = time.monotonic()
+                    # zero by ~25 s; 40 s for a slow cold start's Active-for-a-window gate
                     await self.until(lambda: self.pods(ns) == 0
-                                     and self.desired(ns, rev) == 0, 30.0)
-                    left = last + 30.0 - time.monotonic()
+                                     and self.desired(ns, rev) == 0, 40.0)
+                    left = last + 40.0 - time.monotonic()
                     await asyncio.sleep(1.0 if self.pods(ns) == 0 else max(0.0, left))
             finally:
                 recording = rec.stop()
