@@ -16,7 +16,7 @@ def test_burst_enters_panic(deploy_isvc, load, timeline):
 
 
 def test_ramp_below_threshold_does_not_panic(deploy_isvc, load, timeline):
-    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 2}}})
+    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 3}}})
     timeline.start()
     load("ramp-below-panic", isvc)
     frames = timeline.frames(isvc)

@@ -10,6 +10,8 @@ from harness.checks import check_scale_to_zero
 from harness.suite.predicates import no_pods
 
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
+ONE_POD = {"spec": {"predictor": {"containerConcurrency": 2}}}
+"""One user of the ``short`` load is one pod's worth: zero is reached from one pod."""
 
 
 def _to_zero_s(isvc) -> float:
@@ -19,7 +21,7 @@ def _to_zero_s(isvc) -> float:
 
 
 def test_scales_to_zero_after_the_retention(deploy_isvc, load, timeline):
-    isvc = deploy_isvc("cpu-small")
+    isvc = deploy_isvc("cpu-small", patch=ONE_POD)
     timeline.start()
     load("short", isvc)
     timeline.wait(no_pods, isvc=isvc, what="scale to zero", timeout=_to_zero_s(isvc) + 30)
@@ -28,7 +30,7 @@ def test_scales_to_zero_after_the_retention(deploy_isvc, load, timeline):
 
 
 def test_retention_annotation_overrides_the_default(deploy_isvc, load, timeline):
-    isvc = deploy_isvc("cpu-small", annotations={RETENTION: "12s"})
+    isvc = deploy_isvc("cpu-small", patch=ONE_POD, annotations={RETENTION: "12s"})
     assert isvc.params.params.scale_to_zero_pod_retention_period == 12.0
     timeline.start()
     load("short", isvc)
@@ -38,7 +40,8 @@ def test_retention_annotation_overrides_the_default(deploy_isvc, load, timeline)
 
 
 def test_min_replicas_one_never_reaches_zero(deploy_isvc, load, timeline):
-    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1}}})
+    isvc = deploy_isvc("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1,
+                                                                  "containerConcurrency": 2}}})
     timeline.start()
     load("short", isvc)
     time.sleep(_to_zero_s(isvc) + 6)  # past when a min-0 service would have gone
