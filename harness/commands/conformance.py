@@ -264,7 +264,9 @@ def _pytest_argv(args: argparse.Namespace, profile: str, run_id: str, report_dir
 
 
 def _run_pytest(argv: list[str]) -> int:
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    # SIGINT at its default even when this process was started with it ignored (a
+    # background job): interrupting pytest is how the suites get to clean up
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_default_sigint)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -277,6 +279,10 @@ def _run_pytest(argv: list[str]) -> int:
             proc.kill()
             proc.wait()
         raise
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _exit_code(pytest_rc: int) -> int:
