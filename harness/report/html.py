@@ -5,6 +5,7 @@ first, each with its numbers, why, window, budget, plot and evidence. Plain
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
@@ -25,10 +26,12 @@ padding:.25em .5em;text-align:left;vertical-align:top} th{background:#f2f2f2}
 .why{color:#b00020;font-weight:bold;font-size:1.05em} .key{color:#555;font-family:monospace}
 img{max-width:100%;border:1px solid #ddd} section{border-top:2px solid #ddd}
 .counts span{margin-right:1em}
+details{margin:.3em 0} summary{cursor:pointer;color:#333} pre{font-size:.85em;overflow-x:auto}
 </style></head><body>
 <h1>$title</h1>
 <p class="counts">$counts</p>
 <p>$meta</p>
+$meta_details
 <table><tr><th>verdict</th><th>check</th><th>case</th><th>why / observed</th></tr>
 $rows
 </table>
@@ -98,6 +101,34 @@ def budget_text(b: Mapping[str, float] | None) -> str:
     return f"{parts} = {sum(float(v) for v in b.values()):g} s"
 
 
+def meta_parts(meta: Mapping[str, Any]) -> tuple[str, str]:
+    """Scalars as one line (``profile: fast · cluster: local``); each nested value (the
+    effective parameters, the predictions) folded under its own ``<details>``: a table
+    when it is a list of records, else indented JSON."""
+    folded = {k for k, v in meta.items() if isinstance(v, Mapping | list) and v}
+    inline = [f"{e(k)}: {e(v if not isinstance(v, Mapping | list) else 'none')}"
+              for k, v in meta.items() if k not in folded]
+    blocks = []
+    for k, v in meta.items():
+        if k in folded:
+            blocks.append(f"<details><summary>{e(k)}</summary>{nested(v)}</details>")
+    return " · ".join(inline), "\n".join(blocks)
+
+
+def nested(value: Mapping[str, Any] | list[Any]) -> str:
+    if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
+        return table(value, 100)
+    if isinstance(value, Mapping) and any(isinstance(v, Mapping | list) for v in value.values()):
+        return "".join(
+            f"<details><summary>{e(k)}</summary>{nested(v)}</details>"
+            if isinstance(v, Mapping | list) else f"<p>{e(k)}: {e(_fmt(v))}</p>"
+            for k, v in value.items()
+        )
+    if isinstance(value, Mapping):
+        return table([{"name": k, "value": v} for k, v in value.items()], 100)
+    return f"<pre>{e(json.dumps(value, indent=2, default=str))}</pre>"
+
+
 def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
     verdicts = order(summary.get("verdicts") or [])
     counts = {s: sum(1 for v in verdicts if v.get("status") == s) for s in STATUSES}
@@ -124,12 +155,13 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
             evidence=("<h3>Evidence</h3>" + table(v.get("evidence") or []))
             if v.get("evidence") else "",
         ))
-    meta = summary.get("meta") or {}
+    meta, meta_details = meta_parts(summary.get("meta") or {})
     return PAGE.substitute(
         title=e(f"Autoscaling conformance run {summary.get('run_id', '')}"),
         counts=" ".join(f'<span class="badge {s}">{counts[s]} {s.upper()}</span>'
                         for s in STATUSES),
-        meta=" · ".join(f"{e(k)}: {e(val)}" for k, val in meta.items()),
+        meta=meta,
+        meta_details=meta_details,
         rows="\n".join(rows),
         sections="\n".join(sections),
         files="".join(f'<li><a href="{e(f)}">{e(f)}</a></li>' for f in files),
