@@ -460,3 +460,14 @@ def test_scale_to_zero_counts_retention_from_the_last_pod_and_from_active():
     v = check_scale_to_zero(h, p, rec)
     assert v.numbers["inactive_earliest"] == pytest.approx(5 + w)
     assert v.status == PASS, v.why
+
+
+def test_panic_exit_and_scale_down_in_one_tick_is_not_a_scale_down_while_panicking():
+    # the gauge is sampled: its recorded end lags the tick that left panic and scaled down
+    f = series([(0, 1), (22, 5), (60, 4)], [(0, 1), (24, 5), (61, 4)],
+               panic=[(0, False), (21, True), (60.4, False)])
+    v = check_panic(f, FAST, records_from_load(BURST, T0))
+    assert "while panicking" not in v.why
+    g = series([(0, 1), (22, 5), (58, 4)], [(0, 1), (24, 5), (59, 4)],
+               panic=[(0, False), (21, True), (60.4, False)])
+    assert "while panicking" in check_panic(g, FAST, records_from_load(BURST, T0)).why

@@ -1,16 +1,17 @@
 """Check 3, panic entry.
 
-Burst (the measured load's panic-window average reaches the panic threshold of the
-ready pods): the desired scale rises within the panic window plus the budget after
-the burst began, no earlier than the burst (less the budget); when the autoscaler's
-``panic_mode`` gauge was scraped, it enters panic in that same window (the decider
-enters panic at the first tick whose panic-window demand is over the threshold,
-``knative-kpa.md`` §6.6); the desired scale reaches its panic peak no later than the
-reference model in panic mode does plus the budget (checked when stable mode alone would
-be later by more than the budget, or never gets there; slowest measured pod start-up for
-panic, fastest for stable); while panicking (measured
-or inferred periods) the desired scale never falls. Ramp (the threshold is never
-reached): no panic period at all.
+Burst (the measured load's panic-window average reaches the panic threshold of the ready
+pods): the desired scale rises within the panic window plus the budget after the burst
+began, no earlier than the burst (less the budget); when the autoscaler's ``panic_mode``
+gauge was scraped, it enters panic in that same window (the decider enters panic at the
+first tick whose panic-window demand is over the threshold, ``knative-kpa.md`` §6.6);
+the desired scale reaches its panic peak no later than the reference model in panic mode
+does plus the budget (checked when stable mode alone would be later by more than the
+budget, or never gets there; slowest measured pod start-up for panic, fastest for
+stable); while panicking (measured or inferred periods, less the metric period and
+observation latency at their end: the decider leaves panic and scales down in one tick)
+the desired scale never falls. Ramp (the threshold is never reached): no panic period at
+all.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import pandas as pd
 from harness.checks.common import ParamsInput, effective, load_series, pod_startup_range
 from harness.checks.verdict import (
     FAIL,
+    METRIC_PERIOD,
+    OBSERVATION_LATENCY,
     PASS,
+    Budget,
     Verdict,
     Window,
     skip,
@@ -32,6 +36,7 @@ from harness.checks.verdict import (
 from harness.kpa import simulate
 from harness.observe.frames import Frames
 from harness.observe.series import desired_steps, one_pa, periods, step_value
+from harness.params import BUCKET_SIZE
 
 CHECK = "panic-entry"
 
@@ -84,12 +89,15 @@ def check_panic(
     src = "inferred from the trajectory" if inferred else "autoscaler metrics"
     steps = desired_steps(scale) if not scale.empty else pd.DataFrame(
         columns=["time", "before", "after"])
-    # never scales down while panicking (both modes)
+    # never scales down while panicking (both modes); the decider leaves panic and
+    # scales down in the same tick, and a period's recorded end lags that tick by up to
+    # the gauge's sampling (metric period) and the observation latency
+    exit_lag = Budget({METRIC_PERIOD: BUCKET_SIZE, OBSERVATION_LATENCY: observation_latency})
     down_in_panic = [
         {"time": t, "before": b, "after": a, "panic_from": s0, "panic_to": s1}
         for t, b, a in steps.itertuples(index=False)
         for s0, s1 in panics
-        if a < b and s0 < t <= s1
+        if a < b and s0 < t <= s1 - exit_lag.total
     ]
     if mode == "ramp":
         claim = (f"a ramp below the panic threshold ({p.panic_threshold_percentage:g} %) "
@@ -139,7 +147,8 @@ def check_panic(
     # the autoscaler's own gauge, when scraped: panic entered in the same window
     if not frames.panic.empty and not inferred:
         lo_t, hi_t = t_on + (window.not_before or 0.0), t_on + (window.by or 0.0)
-        entered = [s0 for s0, s1 in panics if s0 <= hi_t and s1 >= lo_t]
+        entered = [max(s0, t_on) for s0, s1 in panics if s0 <= hi_t and s1 >= t_on
+                   and s1 >= lo_t]
         numbers["panic_entered_after"] = None if not entered else entered[0] - t_on
         if not entered:
             problems.append(f"the autoscaler's panic gauge did not go to 1 within "
