@@ -17,7 +17,7 @@ suites are collected, never in the harness's own ``tests/``; elsewhere load it w
 Options: ``--cluster local|kind|current`` (local without ``--kubeconfig`` starts an
 emulator inside each pytest process), ``--kubeconfig``, ``--kube-context``,
 ``--profile``, ``--report-dir``, ``--run-id``, ``--keep-on-failure``,
-``--allowed-contexts``, ``--ingress-url``.
+``--allowed-contexts``, ``--ingress-url``, ``--slow-after``.
 
 Fixtures: ``cluster`` (session, :class:`~harness.suite.cluster.ClusterHandle`),
 ``run_id`` (session), ``profile_name``, ``namespace`` (per test ``hx-<run-id>-<test>``,
@@ -31,9 +31,13 @@ passed).
 
 Markers: ``slow`` (needs the profile's real durations) and ``gpu`` (needs GPU nodes; the
 emulator has fake ones) are skipped unless selected with ``-m``; on ``--cluster local``
-``gpu`` tests run. Under pytest-xdist every worker runs its tests in their own
-namespaces; the controlling process writes ``<report-dir>/<run-id>/`` and runs the leak
-check at the end (a leak makes the run fail).
+``gpu`` tests run. ``needs_time(f)`` states a test's duration as a function of the
+effective knobs; over ``--slow-after`` seconds (default 180: e.g. every scale-to-zero
+wait under ``coreweave``) the test counts as ``slow``, with a timeout that fits.
+
+Under pytest-xdist every worker runs its tests in their own namespaces; the controlling
+process writes ``<report-dir>/<run-id>/`` and runs the leak check at the end (a leak
+makes the run fail).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ MARKERS = {
     "slow": "needs the profile's real durations (minutes); skipped unless -m selects it",
     "gpu": "needs GPU nodes (the emulator has fake ones); skipped on a real cluster unless "
            "-m selects it",
+    "needs_time": "needs_time(f): f(effective KPAParams) is the test's duration in seconds; "
+                  "over --slow-after the test is slow",
 }
 
 
@@ -95,6 +101,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 type=_csv, default=[],
                 help="contexts --cluster current may write to (also "
                      "HARNESS_ALLOWED_CONTEXTS and ~/.config/harness/allowed-contexts)")
+    g.addoption("--slow-after", dest="hx_slow_after", metavar="SECONDS", type=float,
+                default=180.0,
+                help="a needs_time test longer than this under the profile is slow "
+                     "(default 180)")
     g.addoption("--ingress-url", dest="hx_ingress", metavar="URL", default=None,
                 help="the ingress gateway's URL (default: found from the Kourier/Istio "
                      "service)")
@@ -132,7 +142,11 @@ def _selected(config: pytest.Config, marker: str) -> bool:
     return marker in (config.option.markexpr or "")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``needs_time`` tests whose duration under the profile exceeds ``--slow-after``
+    become ``slow`` (before ``-m`` selects); then unselected slow/gpu tests are skipped."""
+    _mark_slow_by_profile(config, items)
     local = config.option.hx_cluster == "local"
     for item in items:
         for marker in ("slow", "gpu"):
@@ -140,7 +154,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 continue
             if marker == "gpu" and local:
                 continue
-            item.add_marker(pytest.mark.skip(reason=f"{marker}: {MARKERS[marker]}"))
+            item.add_marker(pytest.mark.skip(reason=f"{marker}: {MARKERS[marker]}"
+                                                    + _needs(item)))
+
+
+def _mark_slow_by_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
+    timed = [(item, m) for item in items if (m := item.get_closest_marker("needs_time"))]
+    if not timed:
+        return
+    from harness.errors import UserError
+    from harness.params import resolve
+
+    try:
+        params = resolve(profile=config.option.hx_profile).params
+    except UserError as exc:
+        raise pytest.UsageError(f"--profile: {exc}") from None
+    limit = float(config.option.hx_slow_after)
+    for item, marker in timed:
+        seconds = float(marker.args[0](params))
+        if seconds > limit:
+            item.add_marker(pytest.mark.slow)
+            # pytest-timeout reads the closest marker: room for the real durations
+            item.add_marker(pytest.mark.timeout(int(seconds * 2 + 300)))
+            item.user_properties.append(("needs_s", round(seconds)))
+
+
+def _needs(item: pytest.Item) -> str:
+    needs = dict(item.user_properties).get("needs_s")
+    return "" if needs is None else f" (needs about {needs} s with this profile)"
 
 
 def run_dir_of(config: pytest.Config) -> Path:

@@ -5,11 +5,15 @@ profile's ``claims.cold-start-small``; the CoreWeave page's when the profile has
 
 from __future__ import annotations
 
+import pytest
+
 from harness.checks import check_cold_start
 from harness.profiles import load_profile
-from harness.suite.predicates import no_pods
+from harness.suite.predicates import no_pods, to_zero_s
 
 CLAIM = "cold-start-small"
+
+pytestmark = pytest.mark.needs_time(lambda p: to_zero_s(p) + 40)
 
 
 def test_cold_start_of_a_small_model(deploy_isvc, load, timeline, profile_name):
@@ -17,9 +21,7 @@ def test_cold_start_of_a_small_model(deploy_isvc, load, timeline, profile_name):
     timeline.start()
     p = isvc.params.params
     timeline.wait(no_pods, isvc=isvc, what="scale to zero before the cold start",
-                  timeout=p.stable_window + p.scale_down_delay
-                  + max(p.scale_to_zero_grace_period, p.scale_to_zero_pod_retention_period)
-                  + 30)
+                  timeout=to_zero_s(p) + 30)
     load("cold", isvc)
     frames = timeline.frames(isvc)
     profile = load_profile(profile_name)

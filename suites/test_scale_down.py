@@ -4,12 +4,16 @@ the reference model's band for the same measured load."""
 
 from __future__ import annotations
 
+import pytest
+
 from harness.checks import check_scale_down
 from harness.suite.predicates import ready_at_most
 
 SETTLE_S = 5.0
 """Recording kept on after the last step: the model's band around it needs the seconds
 that follow (its time tolerance looks both ways)."""
+
+pytestmark = pytest.mark.needs_time(lambda p: p.stable_window + p.scale_down_delay + 40)
 
 
 def test_scale_down_rate_delay_and_band(deploy_isvc, load, timeline):

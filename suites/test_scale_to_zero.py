@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from harness.checks import check_scale_to_zero
-from harness.suite.predicates import no_pods
+from harness.suite.predicates import no_pods, to_zero_s
 
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 ONE_POD = {"spec": {"predictor": {"containerConcurrency": 2}}}
 """One user of the ``short`` load is one pod's worth: zero is reached from one pod."""
 
 
+pytestmark = pytest.mark.needs_time(lambda p: to_zero_s(p) + 40)
+
+
 def _to_zero_s(isvc) -> float:
-    p = isvc.params.params
-    return (p.stable_window + p.scale_down_delay
-            + max(p.scale_to_zero_grace_period, p.scale_to_zero_pod_retention_period))
+    return to_zero_s(isvc.params.params)
 
 
 def test_scales_to_zero_after_the_retention(deploy_isvc, load, timeline):

@@ -118,3 +118,28 @@ def test_namespaces_timeline_verdicts_and_report_on_the_emulator(pytester, tmp_p
     assert pods.count("fixed-scale-predictor-00001-deployment-") == 2
     assert (run_dir / "01010000-abcd.tar.gz").is_file()
     assert not (run_dir / ".parts").exists()
+
+
+TIMED = """
+import pytest
+
+@pytest.mark.needs_time(lambda p: p.stable_window * 10)
+def test_ten_stable_windows():
+    pass
+"""
+
+
+def test_needs_time_over_the_limit_is_slow(pytester):
+    pytester.makepyfile(test_timed=TIMED)
+    # fast: 60 s, under the default limit of 180 s
+    pytester.runpytest_subprocess(*PLUGIN, "--profile", "fast").assert_outcomes(passed=1)
+    # coreweave: 1800 s, slow: skipped, with the duration said
+    res = pytester.runpytest_subprocess(*PLUGIN, "--profile", "coreweave", "-rs")
+    res.assert_outcomes(skipped=1)
+    res.stdout.fnmatch_lines(["*slow: *needs about 1800 s with this profile*"])
+    # selected with -m slow; a lower limit makes the fast profile's test slow too
+    res = pytester.runpytest_subprocess(*PLUGIN, "--profile", "coreweave", "-m", "slow",
+                                        "--collect-only", "-q")
+    res.stdout.fnmatch_lines(["*test_ten_stable_windows*"])
+    pytester.runpytest_subprocess(*PLUGIN, "--profile", "fast", "--slow-after", "30"
+                                  ).assert_outcomes(skipped=1)
