@@ -16,7 +16,8 @@
    stopped, also on failure and Ctrl-C.
 
 Exit codes: 0 every check passed, 1 a check failed (or the run leaked objects), 2 bad
-input (profile, cluster, options, no suite selected), 130 interrupted.
+input (profile, cluster, options, no suite selected), 130 interrupted. (``make
+conformance`` itself exits 2 whenever the command fails: that is make's own code.)
 """
 
 from __future__ import annotations
