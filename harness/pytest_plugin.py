@@ -110,6 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "service)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml reads --junitxml
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
@@ -127,6 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
             check_run_id(config.option.hx_run_id)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if workerinput is None and not config.option.xmlpath and not config.option.collectonly:
+        config.option.xmlpath = str(run_dir_of(config) / "junit.xml")  # into the bundle
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "harness-xdist")
 

@@ -117,6 +117,9 @@ def test_namespaces_timeline_verdicts_and_report_on_the_emulator(pytester, tmp_p
     pods = (run_dir / "cases" / "lifecycle-a_passes" / "pods.csv").read_text()
     assert pods.count("fixed-scale-predictor-00001-deployment-") == 2
     assert (run_dir / "01010000-abcd.tar.gz").is_file()
+    # without --junitxml, pytest's JUnit XML goes into the bundle
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'tests="3"' in junit and 'failures="1"' in junit
     assert not (run_dir / ".parts").exists()
 
 
