@@ -10,7 +10,7 @@ suites are collected, never in the harness's own ``tests/``; elsewhere load it w
     # against a cluster that is already running (one emulator shared by the workers):
     harness cluster up --local --profile fast --kubeconfig /tmp/k &
     pytest suites/ --cluster local --kubeconfig /tmp/k --profile fast -n 3 \\
-        --report-dir reports --junitxml reports/<run-id>/junit.xml --run-id <run-id>
+        --report-dir reports --run-id <run-id>     # -> reports/<run-id>/, junit.xml too
     # the active kubeconfig context (must be allowed), the documented profile:
     pytest suites/ --cluster current --allowed-contexts staging --profile coreweave -m slow
 
