@@ -422,44 +422,44 @@ def test_panic_fails_when_the_scraped_gauge_never_shows_panic():
 
 
 def test_scale_to_zero_earliest_follows_knative_gates_not_the_model():
-    # one pod, last response at 10 s: zero window + delay + retention, less metric + latency
+    # one pod, Inactive a stable window after the last response, then the retention; the
+    # earliest side's budget is the metric period + the observation latency
     p = replace(FAST, scale_down_delay=0.0)
-    lo, _ = (p.stable_window + p.scale_to_zero_pod_retention_period,) * 2
-    rec = records_from_load([0.5] * 10, T0)
-    anchor = float((rec["start"] + rec["latency_s"]).max())
-    zero = anchor + lo - 1.2  # inside the metric period + observation latency
-    f = series([(0, 1), (zero - T0, 0)], [(0, 1), (zero - T0, 0)], end=zero - T0 + 30)
-    v = check_scale_to_zero(f, p, rec)
-    assert v.status == PASS, v.why
-    assert v.window.not_before == pytest.approx(lo - 1.5)
-    early = series([(0, 1), (zero - T0 - 0.5, 0)], [(0, 1), (zero - T0 - 0.5, 0)],
-                   end=zero - T0 + 30)
-    assert check_scale_to_zero(early, p, rec).status == FAIL
-
-
-def test_scale_to_zero_counts_retention_from_the_last_pod_and_from_active():
-    p = replace(FAST, scale_down_delay=0.0)
-    rec = records_from_load([0.5] * 10, T0)
-    anchor = float((rec["start"] + rec["latency_s"]).max())
     w, ret = p.stable_window, p.scale_to_zero_pod_retention_period
-    # three pods step down; the last one is alone 8 s after the window ended
-    one = anchor - T0 + w + 8
-    f = series([(0, 3), (one - 2, 1), (one + ret + 1, 0)],
-               [(0, 3), (one, 1), (one + ret + 1, 0)], end=one + ret + 40)
+    rec = records_from_load([0.5] * 10, T0)
+    a = float((rec["start"] + rec["latency_s"]).max()) - T0
+    for dt, status in ((w + ret - 1.2, PASS), (w + ret - 1.7, FAIL)):
+        f = series([(0, 1), (a + w, 0)], [(0, 1), (a + dt, 0)], end=a + dt + 30)
+        v = check_scale_to_zero(f, p, rec)
+        assert v.status == status, (dt, v.why)
+        assert v.window.not_before == pytest.approx(w + ret - 1.5)
+
+
+def test_scale_to_zero_counts_retention_from_the_inactive_pa_and_from_active():
+    p = replace(FAST, scale_down_delay=0.0)
+    rec = records_from_load([0.5] * 10, T0)
+    a = float((rec["start"] + rec["latency_s"]).max()) - T0
+    w, ret = p.stable_window, p.scale_to_zero_pod_retention_period
+    # three pods step down first; the PA goes Inactive (desired 0) 1 s after the window
+    inactive = a + w + 1
+    f = series([(0, 3), (inactive - 2, 1), (inactive, 0)],
+               [(0, 3), (inactive - 1, 1), (inactive + ret + 0.5, 0)], end=inactive + 60)
     v = check_scale_to_zero(f, p, rec)
-    assert v.numbers["inactive_earliest"] == pytest.approx(w + 8)
+    assert v.numbers["inactive_observed"] == pytest.approx(w + 1)
     assert v.status == PASS, v.why
-    # zero right after the last pod was alone: retention was not honoured
-    g = series([(0, 3), (one - 2, 1), (one + 1, 0)], [(0, 3), (one, 1), (one + 1, 0)],
-               end=one + ret + 40)
+    # zero right after it went Inactive: retention was not honoured
+    g = series([(0, 3), (inactive - 2, 1), (inactive, 0)],
+               [(0, 3), (inactive - 1, 1), (inactive + 1, 0)], end=inactive + 60)
     assert check_scale_to_zero(g, p, rec).status == FAIL
     # a pod that turned ready late holds the PA Active for a stable window
-    late = anchor - T0 + 5
-    h = series([(0, 1), (late + w + ret + 0.5, 0)],
-               [(0, 0), (late, 1), (late + w + ret + 0.5, 0)], end=late + w + ret + 40)
+    late = a + 5
+    zero = late + w + ret + 0.5
+    h = series([(0, 1), (late + w, 0)], [(0, 0), (late, 1), (zero, 0)], end=zero + 40)
     v = check_scale_to_zero(h, p, rec)
     assert v.numbers["inactive_earliest"] == pytest.approx(5 + w)
     assert v.status == PASS, v.why
+    early = series([(0, 1), (a + w, 0)], [(0, 0), (late, 1), (a + w + ret, 0)], end=zero + 40)
+    assert check_scale_to_zero(early, p, rec).status == FAIL
 
 
 def test_panic_exit_and_scale_down_in_one_tick_is_not_a_scale_down_while_panicking():

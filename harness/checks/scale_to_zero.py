@@ -1,17 +1,18 @@
 """Check 6, scale to zero.
 
-Knative's gates (``knative-kpa.md`` §6, §8-9): the PA goes Inactive no earlier than a
-full stable window of zero observed load after the last response plus scale-down-delay,
-than one ready pod left (the rate bound steps more pods down first) plus the delay, and
+Knative's gates (``knative-kpa.md`` §8-9): the PA goes Inactive no earlier than a full
+stable window of zero observed load after the last response plus scale-down-delay, and
 than a stable window after it turned Active (:func:`inactive_earliest`); the Inactive PA
-keeps the last pod ``retention`` (the activator fast path may skip the grace) and at most
+(seen as ``desiredScale`` 0; from more pods the rate bound steps down first) keeps its
+pods ``retention`` (the activator fast path may skip the grace) and at most
 ``max(grace, retention)``. From one pod that is stable window + delay + retention up to
 stable window + delay + max(grace, retention) (``harness.findings.time_to_zero``). Each
 side has its own named budget: the earliest side loses the metric period (the last
 request's 1 s bucket can start up to 1 s before it ended) and the observation latency
-(the recorder's and the client's clocks); the latest side gains the decision tick too
-(zero load is acted on at the next 2 s tick). When the
-reference model on the measured load takes longer (more pods step down first), its
+(the recorder's and the client's clocks); the latest side counts from the last of those
+gates and one pod left (:func:`one_pod_left`) and gains the decision tick (zero load is
+acted on at the next 2 s tick) and the actuation (patch, Deployment, pod deletion). When
+the reference model on the measured load takes longer (more pods step down first), its
 latest time (over the measured pod start-ups and tick phase) extends the deadline. The
 effective retention is the revision's annotation when it sets one (the claim key says
 which). With minReplicas >= 1 (or scale to zero disabled) zero is never reached.
@@ -24,12 +25,22 @@ import math
 import pandas as pd
 
 from harness.checks.common import ParamsInput, effective, load_series, pod_startup_range
-from harness.checks.verdict import FAIL, PASS, Verdict, Window, skip, timing_budget
+from harness.checks.verdict import (
+    ACTUATION,
+    DEFAULT_ACTUATION,
+    FAIL,
+    PASS,
+    Budget,
+    Verdict,
+    Window,
+    skip,
+    timing_budget,
+)
 from harness.findings import time_to_zero
 from harness.kpa import simulate
 from harness.observe.frames import Frames
 from harness.observe.load import sent
-from harness.observe.series import step_value
+from harness.observe.series import one_pa, step_value
 from harness.params import KPAParams
 
 CHECK = "scale-to-zero"
@@ -72,19 +83,33 @@ def active_since(ready: pd.DataFrame, anchor: float) -> float | None:
 
 def inactive_earliest(ready: pd.DataFrame, p: KPAParams, anchor: float) -> float:
     """Seconds from the last response to the earliest moment the PA can go Inactive
-    (``knative-kpa.md`` §6.3, §6.7, §8.3, §9): a stable window of zero load, and a zero
-    recommendation needs one ready pod (``floor(1 / rate) = 0``; from more pods the rate
-    bound steps down first), each then held for scale-down-delay; and the PA must have
-    been Active for a stable window."""
+    (``knative-kpa.md`` §8.3, §9): a stable window of zero load plus scale-down-delay, and
+    a stable window after it turned Active."""
     gates = [p.stable_window + p.scale_down_delay]
-    if not ready.empty:
-        one = ready[(ready["time"] >= anchor) & (ready["ready"] <= 1)]
-        if step_value(ready, anchor, "ready", 0) > 1 and not one.empty:
-            gates.append(float(one["time"].iloc[0]) - anchor + p.scale_down_delay)
     active = active_since(ready, anchor)
     if active is not None:
         gates.append(active - anchor + p.stable_window)
     return max(gates)
+
+
+def one_pod_left(ready: pd.DataFrame, anchor: float) -> float | None:
+    """Seconds from the last response to the first time at most one pod was ready, when
+    more were ready at it: the zero recommendation needs ``floor(1 / rate) = 0``, so
+    from more pods the rate bound steps down first (§6.3), or None."""
+    if ready.empty or step_value(ready, anchor, "ready", 0) <= 1:
+        return None
+    hit = ready[(ready["time"] >= anchor) & (ready["ready"] <= 1)]
+    return None if hit.empty else float(hit["time"].iloc[0]) - anchor
+
+
+def inactive_observed(scale: pd.DataFrame, anchor: float) -> float | None:
+    """Seconds from the last response to the PA's first ``desiredScale`` 0 after it (it
+    reports 0 exactly when it goes Inactive and keeps its pods), or None."""
+    if scale.empty:
+        return None
+    s = one_pa(scale)
+    hit = s[(s["time"] >= anchor) & (s["desired"] == 0)]
+    return None if hit.empty else float(hit["time"].iloc[0]) - anchor
 
 
 def model_time_to_zero(
@@ -153,12 +178,20 @@ def check_scale_to_zero(
     if anchor is None:
         return skip(CHECK, claim, key, "no request records: no last request to measure from")
     inactive = inactive_earliest(frames.ready, p, anchor)
+    # not before: the retention runs from the Inactive PA; when the recorder saw it go
+    # Inactive (from more pods the rate bound steps down first), not before that either
+    seen = inactive_observed(frames.scale, anchor)
     early = timing_budget(observation_latency, tick=False)
-    budget = timing_budget(observation_latency)
-    model_lo, model_hi = model_time_to_zero(frames, p, records, anchor, hi)
     retention, grace = p.scale_to_zero_pod_retention_period, p.scale_to_zero_grace_period
-    not_before = inactive + retention - early.total
-    by = inactive + max(grace, retention) + budget.total
+    not_before = max(inactive, seen or 0.0) + retention - early.total
+    # by: Inactive at the first tick once the load's window is zero and one pod is left
+    # (each held for the delay), then max(grace, retention) and the pod's deletion
+    one = one_pod_left(frames.ready, anchor)
+    latest = max(inactive, (one or 0.0) + p.scale_down_delay)
+    budget = Budget({**timing_budget(observation_latency).terms,
+                     ACTUATION: DEFAULT_ACTUATION})
+    by = latest + max(grace, retention) + budget.total
+    model_lo, model_hi = model_time_to_zero(frames, p, records, anchor, hi)
     if model_hi is not None:
         # more pods than one step down first: the model's variants cover the tick phase
         by = max(by, model_hi + timing_budget(observation_latency, tick=False).total)
@@ -168,6 +201,7 @@ def check_scale_to_zero(
     numbers: dict[str, float | None] = {
         "not_before": window.not_before, "by": window.by, "formula_lo": lo, "formula_hi": hi,
         "model": model, "model_lo": model_lo, "inactive_earliest": inactive,
+        "inactive_observed": seen, "one_pod_left": one,
         "budget_not_before": early.total, "observed": None if zero is None else zero - anchor,
     }
     if zero is None:

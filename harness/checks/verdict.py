@@ -26,6 +26,10 @@ DECISION_TICK = "decision tick"
 METRIC_PERIOD = "metric period"
 OBSERVATION_LATENCY = "observation latency"
 POD_STARTUP = "pod start-up (measured)"
+ACTUATION = "actuation"
+"""From the KPA's decision to the watched effect: the Deployment patch, its controller and
+the kubelet deleting or starting the pod (``knative-kpa.md`` §8.4)."""
+DEFAULT_ACTUATION = 1.0
 DEFAULT_OBSERVATION_LATENCY = 0.5
 """Seconds between a change in the cluster and its watch event reaching the recorder,
 when the caller measured nothing better."""
