@@ -49,7 +49,7 @@ def _per_second(sim: pd.DataFrame, n: int, col: str, first: float) -> np.ndarray
     return out
 
 
-def _half_second_bins(
+def half_second_bins(
     frames: Frames, records: pd.DataFrame | None, p: KPAParams, start: float, n: int
 ) -> list[float] | None:
     """The measured load binned on half seconds (``start + 0.5 + k``), ``n`` values."""
@@ -80,7 +80,7 @@ def reference_band(
         ready0 = int(frames.ready["ready"].iloc[0] if r is None else r)
     lo_s, hi_s = pod_startup_range(frames) or (0.0, 0.0)
     mid_s = (lo_s + hi_s) / 2.0
-    half = _half_second_bins(frames, records, p, start, n)
+    half = half_second_bins(frames, records, p, start, n)
     variants = []
     for startup in sorted({lo_s, mid_s, hi_s}):
         for shift in (0, 1):

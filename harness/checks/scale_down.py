@@ -3,7 +3,8 @@
 * No step below ``min(floor(ready / max-scale-down-rate), ready - 1)``.
 * scale-down-delay: the decider applies the maximum recommendation of the last
   ``delay`` seconds (``knative-kpa.md`` §6.7), so no step down comes within ``delay``
-  of a higher recommendation (see :func:`delay_violations`); the budget is the metric
+  of a higher recommendation (see :func:`delay_violations`; the load's need is taken at
+  the least favourable bucket phase, :func:`need_lower_bound`); the budget is the metric
   period and the observation latency.
 * The observed desired scale stays inside :func:`~harness.checks.band.reference_band`
   for the same measured load.
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.checks.autoscaling import stable_need
-from harness.checks.band import reference_band
+from harness.checks.band import half_second_bins, reference_band
 from harness.checks.common import ParamsInput, effective, load_series, pod_startup
 from harness.checks.rates import down_steps
 from harness.checks.verdict import (
@@ -33,7 +34,7 @@ from harness.checks.verdict import (
 )
 from harness.observe.frames import Frames
 from harness.observe.series import desired_steps, one_pa, step_value
-from harness.params import BUCKET_SIZE
+from harness.params import BUCKET_SIZE, KPAParams
 
 CHECK = "scale-down"
 
@@ -72,6 +73,21 @@ def delay_violations(
                             "problem": "before scale-down-delay"})
                 break
     return out
+
+
+def need_lower_bound(
+    frames: Frames, records: pd.DataFrame, p: KPAParams, start: float, load: list[float]
+) -> list[int]:
+    """Per second, the fewest pods the stable-window average of the measured load needs
+    at any phase of the autoscaler's 1 s buckets against the harness's bins: the least of
+    that second's and the next second's need on whole-second bins and the need on
+    half-second bins in between (a recommendation is at least this)."""
+    w, t = p.stable_buckets, p.target_per_pod
+    whole = stable_need(load, w, t)
+    half_load = half_second_bins(frames, records, p, start, len(load))
+    half = stable_need(half_load, w, t) if half_load is not None else whole
+    n = len(whole)
+    return [min(whole[k], whole[min(k + 1, n - 1)], half[k]) for k in range(n)]
 
 
 def out_of_band(frames: Frames, band: pd.DataFrame) -> pd.DataFrame:
@@ -128,7 +144,7 @@ def check_scale_down(
         window = Window(p.scale_down_delay - delay_budget.total, None,
                         "the last higher recommendation")
         start, load = load_series(frames, records, p)
-        need = stable_need(load, p.stable_buckets, p.target_per_pod) if records is not None \
+        need = need_lower_bound(frames, records, p, start, load) if records is not None \
             and not records.empty else None
         early = delay_violations(desired_steps(scale), need, start, p.scale_down_delay,
                                  delay_budget.total)
