@@ -471,3 +471,18 @@ def test_panic_exit_and_scale_down_in_one_tick_is_not_a_scale_down_while_panicki
     g = series([(0, 1), (22, 5), (58, 4)], [(0, 1), (24, 5), (59, 4)],
                panic=[(0, False), (21, True), (60.4, False)])
     assert "while panicking" in check_panic(g, FAST, records_from_load(BURST, T0)).why
+
+
+def test_scale_down_delay_need_is_taken_at_the_least_favourable_bucket_phase():
+    from harness.checks.autoscaling import stable_need
+    from harness.checks.scale_down import need_lower_bound
+
+    load = [0.5] * 5 + [2.3] * 8 + [0.25] * 10
+    rec = records_from_load(load, T0)
+    f = series([(0, 1)], [(0, 1)], end=len(load))
+    p = replace(FAST, target=1.0, container_concurrency_target_percentage=100.0)
+    whole = stable_need(load, p.stable_buckets, p.target_per_pod)
+    lo = need_lower_bound(f, rec, p, T0, load)
+    assert all(a <= b for a, b in zip(lo, whole, strict=True))
+    assert all(lo[k] <= whole[k + 1] for k in range(len(load) - 1))
+    assert max(lo) == max(whole)
