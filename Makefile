@@ -13,7 +13,7 @@ help:
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff"
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
-	@echo "make mutation-matrix  every check vs every emulator mutation, live (~8 min)"
+	@echo "make mutation-matrix  every check vs every emulator mutation, live (~10 min)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
