@@ -1,7 +1,9 @@
 """Check 6, scale to zero.
 
 Knative's gates (``knative-kpa.md`` §8-9): the PA goes Inactive no earlier than a full
-stable window of zero observed load after the last response plus scale-down-delay, and
+stable window of zero observed load after the last response plus the scale-down-delay
+in force (the delay window counts from the last non-zero recommendation, one tick before
+the first zero one: :func:`delay_in_force`), and
 than a stable window after it turned Active (:func:`inactive_earliest`); the Inactive PA
 (seen as ``desiredScale`` 0; from more pods the rate bound steps down first) keeps its
 pods ``retention`` (the activator fast path may skip the grace) and at most
@@ -41,7 +43,7 @@ from harness.kpa import simulate
 from harness.observe.frames import Frames
 from harness.observe.load import sent
 from harness.observe.series import one_pa, step_value
-from harness.params import KPAParams
+from harness.params import TICK_INTERVAL, KPAParams
 
 CHECK = "scale-to-zero"
 
@@ -81,11 +83,25 @@ def active_since(ready: pd.DataFrame, anchor: float) -> float | None:
     return None if up.empty else float(up["time"].iloc[0])
 
 
-def inactive_earliest(ready: pd.DataFrame, p: KPAParams, anchor: float) -> float:
+def delay_in_force(p: KPAParams) -> float:
+    """The shortest time the scale-down-delay window holds a non-zero recommendation
+    after the first zero one (``knative-kpa.md`` §6.7): the window keeps
+    ``ceil(delay / 2 s)`` tick slots and the last non-zero value was recorded one tick
+    before the first zero, so the zero comes out ``(ceil(delay / 2 s) - 1) x 2 s`` later
+    (2 s for a 4 s delay, 58 s for 60 s: coreweave's 238 s from one pod)."""
+    if p.scale_down_delay <= 0:
+        return 0.0
+    return TICK_INTERVAL * (math.ceil(p.scale_down_delay / TICK_INTERVAL) - 1)
+
+
+def inactive_earliest(
+    ready: pd.DataFrame, p: KPAParams, anchor: float, *, delay: float | None = None
+) -> float:
     """Seconds from the last response to the earliest moment the PA can go Inactive
-    (``knative-kpa.md`` §8.3, §9): a stable window of zero load plus scale-down-delay, and
-    a stable window after it turned Active."""
-    gates = [p.stable_window + p.scale_down_delay]
+    (``knative-kpa.md`` §8.3, §9): a stable window of zero load plus the delay in force
+    (:func:`delay_in_force`; ``delay`` overrides it), and a stable window after it
+    turned Active."""
+    gates = [p.stable_window + (delay_in_force(p) if delay is None else delay)]
     active = active_since(ready, anchor)
     if active is not None:
         gates.append(active - anchor + p.stable_window)
@@ -178,6 +194,7 @@ def check_scale_to_zero(
     if anchor is None:
         return skip(CHECK, claim, key, "no request records: no last request to measure from")
     inactive = inactive_earliest(frames.ready, p, anchor)
+    inactive_latest = inactive_earliest(frames.ready, p, anchor, delay=p.scale_down_delay)
     # not before: the retention runs from the Inactive PA; when the recorder saw it go
     # Inactive (from more pods the rate bound steps down first), not before that either
     seen = inactive_observed(frames.scale, anchor)
@@ -187,7 +204,7 @@ def check_scale_to_zero(
     # by: Inactive at the first tick once the load's window is zero and one pod is left
     # (each held for the delay), then max(grace, retention) and the pod's deletion
     one = one_pod_left(frames.ready, anchor)
-    latest = max(inactive, (one or 0.0) + p.scale_down_delay)
+    latest = max(inactive_latest, (one or 0.0) + p.scale_down_delay)
     budget = Budget({**timing_budget(observation_latency).terms,
                      ACTUATION: DEFAULT_ACTUATION})
     by = latest + max(grace, retention) + budget.total
