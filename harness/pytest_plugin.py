@@ -308,6 +308,12 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
                               workdir=tmp_path_factory.mktemp("cluster"))
     except UserError as exc:  # every test errors with this one line (xdist-safe)
         pytest.fail(f"harness: {exc}", pytrace=False)
+    from harness.kube.crds import skip_reason
+
+    missing = skip_reason(handle.kube)
+    if missing:  # a cluster without KServe or Knative: skipped with the reason, not failed
+        handle.close()
+        pytest.skip(f"harness: {missing}")
     previous = signal.getsignal(signal.SIGTERM)
     if handle.local is not None and previous is signal.SIG_DFL:
         # a terminated run still stops its emulator and model servers

@@ -146,3 +146,25 @@ def test_needs_time_over_the_limit_is_slow(pytester):
     res.stdout.fnmatch_lines(["*test_ten_stable_windows*"])
     pytester.runpytest_subprocess(*PLUGIN, "--profile", "fast", "--slow-after", "30"
                                   ).assert_outcomes(skipped=1)
+
+
+NEEDS_CLUSTER = """
+def test_uses_the_cluster(cluster):
+    pass
+"""
+
+
+def test_a_cluster_without_kserve_skips_with_the_reason(pytester, tmp_path):
+    from harness.emulator import BUILTIN_RESOURCES, Emulator, Registry, Store
+
+    pytester.makepyfile(test_needs_cluster=NEEDS_CLUSTER)
+    registry = Registry(types=[t for t in BUILTIN_RESOURCES if t.group != "serving.kserve.io"])
+    with Emulator(store=Store(registry=registry)) as bare:
+        kubeconfig = bare.write_kubeconfig(tmp_path / "kubeconfig")
+        res = pytester.runpytest_subprocess(
+            *PLUGIN, "--cluster", "current", "--kubeconfig", str(kubeconfig),
+            "--allowed-contexts", "harness-local", "--ingress-url", "http://127.0.0.1:9",
+            "--report-dir", str(tmp_path / "reports"), "-rs", timeout=120)
+    res.assert_outcomes(skipped=1)
+    res.stdout.fnmatch_lines(["*KServe is not installed (missing CRD "
+                              "inferenceservices.serving.kserve.io)*"])
