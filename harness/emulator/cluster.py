@@ -22,7 +22,6 @@ documented claim); ``c.truth`` is the in-process log of true transition instants
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -42,6 +41,7 @@ from harness.emulator.controllers.kserve import KServeController
 from harness.emulator.controllers.kubelet import Kubelet
 from harness.emulator.controllers.scheduler import Scheduler
 from harness.emulator.ingress import Ingress
+from harness.emulator.loopthread import LoopThread
 from harness.emulator.metrics import MetricsServer
 from harness.emulator.mutations import Mutations
 from harness.emulator.process import Emulator, write_state
@@ -124,11 +124,7 @@ class LocalCluster:
             self.kpa, deployments, self.scheduler, self.kubelet,
             EndpointsController(self.store, ingress=self.ingress)]
         self.metrics = MetricsServer(self.kpa)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._thread = LoopThread("the controllers", self._main)
 
     # ------------------------------------------------------------------ addresses
 
@@ -157,17 +153,11 @@ class LocalCluster:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> LocalCluster:
-        if self._thread is not None:
+        if self._thread.running:
             raise RuntimeError("the local cluster is already running")
         self.emulator.start()
         try:
-            self._thread = threading.Thread(target=self._run, name="harness-controllers",
-                                            daemon=True)
-            self._thread.start()
-            if not self._ready.wait(_START_TIMEOUT_S):
-                raise RuntimeError("the controllers did not start in time")
-            if self._error is not None:
-                raise RuntimeError(f"the controllers failed to start: {self._error}")
+            self._thread.start(_START_TIMEOUT_S)
             publish_cluster_objects(self.store, config=self.config, domain=self.domain,
                                     ingress_port=self.ingress.port,
                                     metrics_port=self.metrics.port)
@@ -176,34 +166,21 @@ class LocalCluster:
             raise
         return self
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _main(self) -> None:
-        self._stopping = asyncio.Event()
-        started: list[Any] = []
+    async def _main(self, started: Callable[[], None]) -> None:
+        started_parts: list[Any] = []
         try:
             await self.ingress.start()
-            started.append(self.ingress)
+            started_parts.append(self.ingress)
             await self.metrics.start()
-            started.append(self.metrics)
+            started_parts.append(self.metrics)
             for c in self.controllers:
                 await c.start()
-                started.append(c)
-            self._ready.set()
-            await self._stopping.wait()
+                started_parts.append(c)
+            started()
+            await self._thread.until_stopped()
         finally:
             # kubelet first: its processes go before anything else stops
-            order = sorted(started, key=lambda o: 0 if o is self.kubelet else 1)
+            order = sorted(started_parts, key=lambda o: 0 if o is self.kubelet else 1)
             for obj in order:
                 try:
                     await obj.stop()
@@ -212,18 +189,12 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop controllers (and every model-server process), ingress and API server."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is not None and loop is not None:
-            if stopping is not None and not loop.is_closed():
-                try:
-                    loop.call_soon_threadsafe(stopping.set)
-                except RuntimeError:
-                    pass
-            thread.join(_STOP_TIMEOUT_S)
-            self._thread = None
-        self.emulator.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            self._thread.stop(_STOP_TIMEOUT_S)
+        finally:
+            self.emulator.stop()
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         return self.start()

@@ -32,6 +32,7 @@ from harness.emulator.apiserver import ServerSettings, build_app
 from harness.emulator.cluster_config import ClusterConfig, load_cluster_config, node_object
 from harness.emulator.faults import Faults
 from harness.emulator.kubeconfig import write_kubeconfig
+from harness.emulator.loopthread import LoopThread
 from harness.emulator.store import Store, rfc3339
 
 T = TypeVar("T")
@@ -68,12 +69,8 @@ class Emulator:
         self.host = host
         self._want_port = port
         self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._stopping: asyncio.Event | None = None
+        self._thread = LoopThread("the emulator", self._main)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -84,67 +81,29 @@ class Emulator:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The server's event loop (controllers may schedule their tasks on it)."""
-        if self._loop is None:
-            raise RuntimeError("the emulator is not running")
-        return self._loop
+        return self._thread.loop
 
     def start(self) -> Emulator:
-        if self._thread is not None:
-            raise RuntimeError("the emulator is already running")
-        self._thread = threading.Thread(target=self._run, name="harness-emulator", daemon=True)
         self._thread.start()
-        if not self._ready.wait(_START_TIMEOUT_S):
-            raise RuntimeError("the emulator did not start within "
-                               f"{_START_TIMEOUT_S:.0f} s")
-        if self._error is not None:
-            self._thread.join(_STOP_TIMEOUT_S)
-            self._thread = None
-            raise RuntimeError(f"the emulator failed to start: {self._error}") from self._error
         return self
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _main(self) -> None:
-        self._stopping = asyncio.Event()
+    async def _main(self, started: Callable[[], None]) -> None:
         app = build_app(self.store, faults=self.faults, settings=self.settings)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        self._ready.set()
+        started()
         try:
-            await self._stopping.wait()
+            await self._thread.until_stopped()
         finally:
             self.store.drop_watches("server stopping")
             await self._runner.cleanup()
 
     def stop(self) -> None:
         """Close every watch, stop serving, join the thread. Idempotent."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        stopping = self._stopping
-        if stopping is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass
-        thread.join(_STOP_TIMEOUT_S)
-        if thread.is_alive():
-            raise RuntimeError("the emulator thread did not stop")
-        self._thread = None
-        self._loop = None
+        self._thread.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
