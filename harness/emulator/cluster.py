@@ -22,11 +22,8 @@ documented claim); ``c.truth`` is the in-process log of true transition instants
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ from harness.emulator.ingress import Ingress
 from harness.emulator.loopthread import LoopThread
 from harness.emulator.metrics import MetricsServer
 from harness.emulator.mutations import Mutations
-from harness.emulator.process import Emulator, write_state
+from harness.emulator.process import Emulator, run_until_signal
 from harness.emulator.store import Store
 from harness.emulator.truth import TruthLog
 
@@ -207,31 +204,13 @@ def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str
           port: int = 0, profile: str | Path | None = None,
           announce: Callable[[LocalCluster], None] | None = None,
           mutations: Iterable[str] = ()) -> int:
-    """Run the local cluster until SIGINT or SIGTERM; write the kubeconfig and a state file
-    (pid, urls) that ``harness cluster down`` reads; remove the state file on exit."""
+    """Run the local cluster until SIGINT or SIGTERM (see
+    :func:`~harness.emulator.process.run_until_signal`); the state file also names the
+    ingress, the metrics endpoint and the mutations."""
     local = LocalCluster(cluster=cluster, port=port, profile=profile, mutations=mutations)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        local.start()
-        local.write_kubeconfig(kubeconfig)
-        write_state(state_file, {"pid": os.getpid(), "url": local.url,
-                                 "port": local.emulator.port,
-                                 "ingress": local.ingress_url, "metrics": local.metrics_url,
-                                 "kubeconfig": str(Path(kubeconfig).expanduser()),
-                                 "context": local.emulator.cluster.name,
-                                 "mutations": sorted(local.mutations.names)})
-        if announce is not None:
-            announce(local)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        local.stop()
-        Path(state_file).unlink(missing_ok=True)
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    return 0
+    return run_until_signal(
+        local, kubeconfig=kubeconfig, state_file=state_file, announce=announce,
+        state=lambda: {"url": local.url, "port": local.emulator.port,
+                       "ingress": local.ingress_url, "metrics": local.metrics_url,
+                       "context": local.emulator.cluster.name,
+                       "mutations": sorted(local.mutations.names)})

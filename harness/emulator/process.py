@@ -217,9 +217,20 @@ def write_state(path: str | Path, data: dict[str, Any]) -> None:
 
 def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str | Path,
           port: int = 0, announce: Callable[[Emulator], None] | None = None) -> int:
-    """Run the emulator until SIGINT or SIGTERM; write the kubeconfig and a state file
-    (pid, url) that ``harness cluster down`` reads; remove the state file on exit."""
+    """Run the emulator until SIGINT or SIGTERM (see :func:`run_until_signal`)."""
     emu = Emulator(cluster=cluster, port=port)
+    return run_until_signal(
+        emu, kubeconfig=kubeconfig, state_file=state_file, announce=announce,
+        state=lambda: {"url": emu.url, "port": emu.port, "context": emu.cluster.name})
+
+
+def run_until_signal(running: Any, *, kubeconfig: str | Path, state_file: str | Path,
+                     state: Callable[[], dict[str, Any]],
+                     announce: Callable[[Any], None] | None = None) -> int:
+    """Start ``running`` (an Emulator or a LocalCluster), write its kubeconfig and a state
+    file (pid, kubeconfig and ``state()``: urls, port, context) that ``harness cluster
+    down`` reads, then wait for SIGINT or SIGTERM; stop it and remove the state file on
+    the way out, also when starting fails."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -227,17 +238,16 @@ def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        emu.start()
-        emu.write_kubeconfig(kubeconfig)
-        write_state(state_file, {"pid": os.getpid(), "url": emu.url, "port": emu.port,
-                                 "kubeconfig": str(Path(kubeconfig).expanduser()),
-                                 "context": emu.cluster.name})
+        running.start()
+        running.write_kubeconfig(kubeconfig)
+        write_state(state_file, {"pid": os.getpid(),
+                                 "kubeconfig": str(Path(kubeconfig).expanduser()), **state()})
         if announce is not None:
-            announce(emu)
+            announce(running)
         while not stop.wait(0.5):
             pass
     finally:
-        emu.stop()
+        running.stop()
         Path(state_file).unlink(missing_ok=True)
         for s, handler in old.items():
             signal.signal(s, handler)
