@@ -227,3 +227,14 @@ def test_a_day_simulates_in_well_under_a_few_seconds():
     df = simulate(CW, [5.0] * 86_400, initial_ready=6, history=5.0)
     assert len(df) == 43_200
     assert time.perf_counter() - start < 5.0
+
+
+def test_the_coreweave_knobs_used_here_are_the_shipped_profile():
+    from dataclasses import fields
+
+    from harness.params import resolve
+
+    shipped = resolve(profile="coreweave").params
+    for f in fields(CW):
+        if f.name not in {"min_scale", "max_scale"}:  # the profile's InferenceService bounds
+            assert getattr(CW, f.name) == getattr(shipped, f.name), f.name
