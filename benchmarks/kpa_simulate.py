@@ -18,7 +18,7 @@ import sys
 import time
 
 from harness.kpa import simulate
-from harness.params import resolve
+from harness.resolve import resolve
 
 DAY = 24 * 3600
 TARGET = 100_000.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from harness.durations import format_duration, parse_duration
@@ -334,8 +334,6 @@ def _alias_findings(
 
 
 def _replace_seconds(p: KPAParams, name: str, raw: str) -> KPAParams | None:
-    from dataclasses import replace
-
     try:
         return replace(p, **{name: parse_duration(raw)})
     except ValueError:

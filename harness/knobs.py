@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.durations import NS_PER_SECOND, DurationError, parse_duration_ns
 from harness.errors import UserError
+from harness.params import KPAParams
 
 PREFIX = "autoscaling.knative.dev/"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
@@ -266,8 +267,6 @@ def parse_config(
 
 def _check_config_pairs(values: Mapping[str, Any], *, where: str | None, key_prefix: str) -> None:
     """The ConfigMap rules that join two keys (Knative ``validate()``)."""
-    from harness.params import KPAParams
-
     d = KPAParams()
 
     def get(field: str) -> Any:

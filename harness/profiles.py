@@ -31,7 +31,14 @@ import yaml
 
 from harness.durations import DurationError, parse_duration
 from harness.errors import UserError
-from harness.knobs import ANNOTATION_BY_FULL_NAME, CONFIG_KEYS, REMOVED_CONFIG_KEYS, Key
+from harness.knobs import (
+    ANNOTATION_BY_FULL_NAME,
+    CONFIG_KEYS,
+    REMOVED_CONFIG_KEYS,
+    Key,
+    parse_annotations,
+    parse_config,
+)
 
 PROFILE_NAMES = ("coreweave", "knative-defaults", "fast")
 
@@ -124,11 +131,9 @@ def read_yaml(path: Path) -> Any:
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """Find, read and validate a profile (schema, then Knative's ranges)."""
-    from harness.knobs import parse_annotations, parse_config
-
     path = find_profile(name_or_path)
     doc = read_yaml(path)
-    where = _display(path)
+    where = display_path(path)
     validate_document(doc, where=where)
     config = dict(doc.get("config-autoscaler") or {})
     parsed = parse_config(config, where=where, key_prefix="config-autoscaler.")
@@ -172,7 +177,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
     )
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, for messages."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -166,7 +166,7 @@ def _mark_slow_by_profile(config: pytest.Config, items: list[pytest.Item]) -> No
     if not timed:
         return
     from harness.errors import UserError
-    from harness.params import resolve
+    from harness.resolve import resolve
 
     try:
         params = resolve(profile=config.option.hx_profile).params

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from harness.checks import check_configuration
 from harness.kube.knative import read_config_autoscaler
-from harness.params import resolve
+from harness.resolve import resolve
 
 
 def test_effective_knobs_match_the_profile(cluster, deploy_isvc, profile_name, timeline):

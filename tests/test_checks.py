@@ -34,8 +34,8 @@ from harness.observe.synthetic import (
     pods_frame,
     records_from_load,
 )
-from harness.params import resolve
 from harness.profiles import load_profile
+from harness.resolve import resolve
 
 T0 = 1_800_000_000.0
 FAST = resolve(profile="fast").params

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.commands import conformance
-from harness.params import resolve
 from harness.predictions import predict
+from harness.resolve import resolve
 
 
 def _harness(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from harness.observe import (
 )
 from harness.observe.load import offered_load
 from harness.observe.series import periods, step_value
-from harness.params import resolve
+from harness.resolve import resolve
 
 T = 1_800_000_000.0
 REV = "sklearn-iris-predictor-00001"

@@ -232,7 +232,7 @@ def test_a_day_simulates_in_well_under_a_few_seconds():
 def test_the_coreweave_knobs_used_here_are_the_shipped_profile():
     from dataclasses import fields
 
-    from harness.params import resolve
+    from harness.resolve import resolve
 
     shipped = resolve(profile="coreweave").params
     for f in fields(CW):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.params import resolve
+from harness.resolve import resolve
 
 A = "autoscaling.knative.dev/"
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.params import KPAParams, resolve
+from harness.params import KPAParams
+from harness.resolve import resolve
 
 
 def cm(**data: str) -> dict[str, str]:

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from harness.errors import UserError
-from harness.params import KPAParams, resolve
+from harness.params import KPAParams
 from harness.profiles import PROFILE_NAMES, load_profile, profile_schema, profiles_dir, schema_path
+from harness.resolve import resolve
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)

@@ -25,8 +25,8 @@ from harness.checks import (
 from harness.kpa import simulate
 from harness.observe.frames import infer_panic
 from harness.observe.synthetic import frames_from_simulation, records_from_load
-from harness.params import resolve
 from harness.report import Case, build_report, write_report
+from harness.resolve import resolve
 
 T0 = 1_800_000_000.0
 FAST = resolve(profile="fast").params

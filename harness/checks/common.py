@@ -1,7 +1,7 @@
 """Shared inputs of the checks: effective parameters, measured start-up, offered load.
 
 Checks accept the effective parameters either as a bare :class:`~harness.params.KPAParams`
-or as a :class:`~harness.params.Resolved` (then claim keys name where each value came
+or as a :class:`~harness.resolve.Resolved` (then claim keys name where each value came
 from). Load records follow ``harness.load.records`` (``start``, ``latency_s``,
 ``status``, ``bytes``, ``pod``, ``error``, ...).
 """
@@ -15,7 +15,8 @@ import pandas as pd
 
 from harness.observe.frames import Frames
 from harness.observe.load import offered_load
-from harness.params import KPAParams, Resolved
+from harness.params import KPAParams
+from harness.resolve import Resolved
 
 ParamsInput = KPAParams | Resolved
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.checks.verdict import FAIL, PASS, Verdict, skip
-from harness.params import Resolved
+from harness.resolve import Resolved
 
 CHECK = "configuration"
 CLAIM = "the cluster's autoscaler is configured as the profile documents"

@@ -38,8 +38,8 @@ from rich.table import Table
 
 from harness.durations import format_duration
 from harness.errors import UserError
-from harness.params import Resolved, resolve
 from harness.predictions import predict
+from harness.resolve import Resolved, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITES = REPO_ROOT / "suites"

@@ -14,7 +14,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from harness.durations import format_duration
-from harness.params import KPAParams, Resolved, resolve
+from harness.params import KPAParams
+from harness.resolve import Resolved, resolve
 
 DURATION_FIELDS = frozenset(
     {

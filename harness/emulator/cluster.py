@@ -44,6 +44,7 @@ from harness.emulator.mutations import Mutations
 from harness.emulator.process import Emulator, run_until_signal
 from harness.emulator.store import Store
 from harness.emulator.truth import TruthLog
+from harness.profiles import load_profile
 
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 30.0
@@ -53,8 +54,6 @@ def profile_config(profile: str | Path | None) -> dict[str, str]:
     """The ``config-autoscaler`` data of a shipped profile name or path ({} for None)."""
     if profile is None:
         return {}
-    from harness.profiles import load_profile
-
     return {str(k): str(v) for k, v in load_profile(profile).config.items()}
 
 

@@ -234,8 +234,8 @@ def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
     """Check id -> :class:`~harness.checks.Verdict` for one recorded configuration."""
     from harness import checks as C
-    from harness.params import resolve
     from harness.profiles import load_profile
+    from harness.resolve import resolve
 
     profile = load_profile(profile_path)
     out: dict[str, list[Any]] = {c: [] for c in CHECKS}

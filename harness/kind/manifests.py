@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.profiles import load_profile
+
 KNATIVE_NAMESPACE = "knative-serving"
 KOURIER_NAMESPACE = "kourier-system"
 KSERVE_NAMESPACE = "kserve"
@@ -35,8 +37,6 @@ def _config_value(value: Any) -> str:
 
 def config_autoscaler(profile: str | Path) -> dict[str, Any]:
     """The profile's ``config-autoscaler`` section as a ConfigMap manifest."""
-    from harness.profiles import load_profile
-
     loaded = load_profile(profile)
     return {
         "apiVersion": "v1",

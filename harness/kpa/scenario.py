@@ -37,6 +37,8 @@ from harness.durations import DurationError, parse_duration
 from harness.errors import UserError
 from harness.kpa.simulate import simulate
 from harness.params import KPAParams
+from harness.profiles import load_profile, read_yaml
+from harness.resolve import resolve
 
 __all__ = ["KEYS", "Scenario", "Segment", "load_scenario", "per_second", "scenario_from_dict"]
 
@@ -84,7 +86,7 @@ class Scenario:
     history: float | None = None
     until: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
-    """Field name -> where its value came from (see :func:`harness.params.resolve`)."""
+    """Field name -> where its value came from (see :func:`harness.resolve.resolve`)."""
     where: str = "<scenario>"
     name: str = ""
 
@@ -104,8 +106,6 @@ class Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read, check and resolve a scenario file."""
-    from harness.profiles import read_yaml
-
     p = Path(path)
     doc = read_yaml(p)
     return scenario_from_dict(doc, where=str(p), base=p.parent)
@@ -185,9 +185,6 @@ def per_second(segments: list[Segment] | tuple[Segment, ...], metric: str) -> li
 
 
 def _resolve(doc: Mapping[str, Any], *, where: str, base: Path | None) -> tuple[KPAParams, dict]:
-    from harness.params import resolve
-    from harness.profiles import load_profile
-
     config = _mapping(doc, "config", where=where)
     annotations = _mapping(doc, "annotations", where=where)
     cc = doc.get("container_concurrency")

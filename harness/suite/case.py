@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from harness.load.result import LoadResult
     from harness.observe.frames import Frames
     from harness.observe.recorder import Recorder, Recording
-    from harness.params import Resolved
+    from harness.resolve import Resolved
     from harness.suite.cluster import ClusterHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ class CaseData:
         from harness.kube.apply import apply
         from harness.kube.knative import read_config_autoscaler
         from harness.kube.wait import wait_isvc_ready
-        from harness.params import resolve
+        from harness.resolve import resolve
 
         doc = load_isvc(source)
         if patch:

@@ -27,8 +27,8 @@ LEAK_WAIT_S = 30.0
 
 def configuration_part(profile: str) -> dict[str, Any]:
     """The profile's effective knobs, documentation findings and model predictions."""
-    from harness.params import resolve
     from harness.predictions import predict
+    from harness.resolve import resolve
 
     resolved = resolve(profile=profile)
     return {

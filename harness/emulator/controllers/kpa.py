@@ -22,7 +22,7 @@ time, one step per wall-clock second of ``time.monotonic`` (the ingress's clock)
    as the ingress's proxy mode. The Knative controller mirrors the PA into the Revision.
 
 Parameters: ``config-autoscaler`` in ``knative-serving`` (read when the PA is created)
-and the PA's annotations, resolved by :func:`harness.params.resolve`.
+and the PA's annotations, resolved by :func:`harness.resolve.resolve`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from harness.errors import UserError
 from harness.kpa.collector import Collection
 from harness.kpa.decider import Decider, ScaleResult, initial_ebc
 from harness.kpa.reconciler import PAState, Reconciler, SKSMode
-from harness.params import KPAParams, resolve
+from harness.params import KPAParams
+from harness.resolve import resolve
 
 log = logging.getLogger(__name__)
 
