@@ -181,3 +181,35 @@ def test_dockerfile_builds_the_same_server():
     assert "MODEL_DIR=/mnt/models" in text and "EXPOSE 8080" in text
     assert (MS_ROOT / "modelserver" / "__main__.py").exists()
     assert "aiohttp" in (MS_ROOT / "requirements.txt").read_text()
+
+
+def test_kserve_flags_name_the_model_as_a_serving_runtime_does():
+    """The ServingRuntime passes --model_name={{.Name}} (the InferenceService's name),
+    --model_dir and --http_port; they override MODEL_NAME/MODEL_DIR/PORT. KServe's own
+    curl example then answers on /v1/models/cpu-small:predict, and the file's name 404s."""
+    s = Settings.from_args(["--model_name=cpu-small", "--model_dir=/mnt/x", "--http_port=9"],
+                           {"MODEL_NAME": "other", "MODEL_DIR": "/y", "PORT": "8080"})
+    assert (s.model_name, s.model_dir, s.port) == ("cpu-small", "/mnt/x", 9)
+    assert Settings.from_args([], {"MODEL_NAME": "env-name"}).model_name == "env-name"
+    with pytest.raises(SettingsError, match="unrecognized arguments: --nope"):
+        Settings.from_args(["--nope"], {})
+    with LocalModelServer(args=["--model_name=cpu-small", f"--model_dir={SAMPLE_MODEL_DIR}"],
+                          pod_name="p") as srv:
+        srv.wait_ready()
+        r = httpx.post(f"{srv.url}/v1/models/cpu-small:predict", json={"instances": [X]})
+        assert r.status_code == 200 and r.json()["predictions"] == [expected(X)]
+        assert httpx.get(f"{srv.url}/v1/models").json() == {"models": ["cpu-small"]}
+        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
+                            "data": X}]}
+        assert httpx.post(f"{srv.url}/v2/models/cpu-small/infer", json=body).status_code == 200
+        assert httpx.post(f"{srv.url}/v1/models/linear:predict",
+                          json={"instances": [X]}).status_code == 404
+
+
+def test_a_bad_flag_exits_2_with_one_line():
+    p = subprocess.run([sys.executable, "-m", "modelserver", "--model_nam=x"],
+                       env={**os.environ, "PYTHONPATH": str(MS_ROOT)}, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "modelserver: error: unrecognized arguments: --model_nam=x"]
