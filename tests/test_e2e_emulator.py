@@ -22,7 +22,7 @@ from harness.emulator.cluster import LocalCluster
 ROOT = Path(__file__).resolve().parents[1]
 ISVC = ROOT / "fixtures" / "isvc" / "cpu-small.yaml"
 NS = "default"
-INFER = "/v2/models/linear/infer"
+INFER = "/v2/models/cpu-small/infer"  # the runtime serves the model as the isvc
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [1, 2, 3, 4]}]}
 
@@ -145,7 +145,8 @@ def test_cpu_isvc_scales_up_down_to_zero_and_cold_starts(tmp_path: Path) -> None
         assert cold < 30.0
         pids.update(cluster.model_server_pids())
         metrics = httpx.get(cluster.metrics_url + "/metrics").text
-        assert 'autoscaler_desired_pods{configuration_name="cpu-small-predictor"' in metrics
+        assert ('kn_revision_pods_desired{k8s_namespace_name="default",kn_configuration_name='
+                '"cpu-small-predictor"') in metrics
         print(f"peak ready pods {peak}; zero after {took:.1f} s idle; cold start {cold:.2f} s")
     finally:
         cluster.stop()

@@ -11,9 +11,16 @@ its process group), closes every port and joins both threads. :func:`serve` runs
 the foreground for ``harness cluster up --local`` until SIGINT/SIGTERM.
 
 The cluster publishes what a real one would: ``config-autoscaler`` in
-``knative-serving`` (from ``profile``; empty = Knative defaults), ``config-domain``, and
-the ingress as the LoadBalancer Service ``kourier`` in ``kourier-system`` whose
-``status.loadBalancer.ingress[0]`` holds 127.0.0.1 and whose port is the ingress's.
+``knative-serving`` (from ``profile``; empty = Knative defaults), ``config-domain``,
+``config-network`` (Kourier as ingress class), and the ingress as the LoadBalancer Service
+``kourier`` in ``kourier-system`` whose ``status.loadBalancer.ingress[0]`` holds 127.0.0.1
+and whose port is the ingress's.
+It starts as ``harness cluster up --kind`` leaves a cluster (:mod:`harness.prerequisites`):
+``config-features`` with the three podspec flags enabled (``features``; Knative's webhook,
+:mod:`harness.emulator.admission`, reads it live), ``config-observability`` with
+``metrics-protocol: prometheus`` (``observability``; read once at start, as Knative's
+autoscaler does: anything else and no metrics endpoint listens) and the
+``ClusterServingRuntime`` for ``harness-linear`` (``runtime=False`` leaves it out).
 
 ``mutations`` names misbehaviours from :mod:`harness.emulator.mutations` (each breaks one
 documented claim); ``c.truth`` is the in-process log of true transition instants
@@ -23,11 +30,13 @@ documented claim); ``c.truth`` is the in-process log of true transition instants
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.emulator.admission import install as install_webhook
 from harness.emulator.cluster_config import ClusterConfig
 from harness.emulator.controllers.base import Controller
 from harness.emulator.controllers.deployments import DeploymentController
@@ -44,8 +53,17 @@ from harness.emulator.mutations import Mutations
 from harness.emulator.process import Emulator, run_until_signal
 from harness.emulator.store import Store
 from harness.emulator.truth import TruthLog
+from harness.prerequisites import (
+    FEATURES,
+    FEATURES_CONFIGMAP,
+    METRICS_PROTOCOL,
+    OBSERVABILITY,
+    OBSERVABILITY_CONFIGMAP,
+    cluster_serving_runtime,
+)
 from harness.profiles import load_profile
 
+KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 30.0
 
@@ -58,14 +76,26 @@ def profile_config(profile: str | Path | None) -> dict[str, str]:
 
 
 def publish_cluster_objects(store: Store, *, config: dict[str, str], domain: str,
-                            ingress_port: int, metrics_port: int) -> None:
+                            ingress_port: int, metrics_port: int,
+                            features: dict[str, str] | None = None,
+                            observability: dict[str, str] | None = None,
+                            runtime: bool = False) -> None:
     for ns in ("knative-serving", "kserve", "kourier-system"):
         if store.try_get("namespaces", ns) is None:
             store.create("namespaces", {"metadata": {"name": ns}})
     store.create("configmaps", {"metadata": {"name": "config-autoscaler"}, "data": config},
                  namespace="knative-serving")
+    for name, data in ((FEATURES_CONFIGMAP, features), (OBSERVABILITY_CONFIGMAP, observability)):
+        if data is not None:
+            store.create("configmaps", {"metadata": {"name": name}, "data": dict(data)},
+                         namespace="knative-serving")
+    if runtime:
+        store.create("serving.kserve.io/clusterservingruntimes", cluster_serving_runtime())
     store.create("configmaps", {"metadata": {"name": "config-domain"},
                                 "data": {domain: ""}}, namespace="knative-serving")
+    store.create("configmaps", {"metadata": {"name": "config-network"},
+                                "data": {"ingress-class": KOURIER_INGRESS_CLASS}},
+                 namespace="knative-serving")
     store.create("services", {
         "metadata": {"name": "autoscaler", "labels": {"app": "autoscaler"}},
         "spec": {"type": "ClusterIP", "ports": [{"name": "metrics", "port": metrics_port,
@@ -81,6 +111,13 @@ def publish_cluster_objects(store: Store, *, config: dict[str, str], domain: str
     store.update("services", svc, namespace="kourier-system", subresource="status")
 
 
+def _closed_port() -> int:
+    """A port nothing listens on (the autoscaler Service's metrics port without metrics)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class LocalCluster:
     """The emulated cluster with every controller; a context manager."""
 
@@ -90,13 +127,18 @@ class LocalCluster:
                  s3_endpoint: str | None = None, pvc_root: str | Path | None = None,
                  domain: str = DEFAULT_DOMAIN, activator_timeout: float = 60.0,
                  startup_delay_s: float = 0.0, ignore_affinity: bool = False,
-                 mutations: Iterable[str] = ()) -> None:
+                 mutations: Iterable[str] = (), features: dict[str, str] | None = None,
+                 observability: dict[str, str] | None = None, runtime: bool = True) -> None:
         self.mutations = Mutations(mutations)
         self.truth = TruthLog()
         self.config = self.mutations.config(
             dict(config) if config is not None else profile_config(profile))
         self.emulator = Emulator(cluster=cluster, port=port, graceful_pods=True)
         self.store = self.emulator.store
+        self.features = dict(FEATURES if features is None else features)
+        self.observability = dict(OBSERVABILITY if observability is None else observability)
+        self.runtime = runtime
+        install_webhook(self.store)
         self.domain = domain
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hx-pods-"))
@@ -120,6 +162,8 @@ class LocalCluster:
             self.kpa, deployments, self.scheduler, self.kubelet,
             EndpointsController(self.store, ingress=self.ingress)]
         self.metrics = MetricsServer(self.kpa)
+        # read once at start-up, as Knative's autoscaler reads config-observability
+        self.metrics_enabled = self.observability.get(METRICS_PROTOCOL, "none") == "prometheus"
         self._thread = LoopThread("the controllers", self._main)
 
     # ------------------------------------------------------------------ addresses
@@ -134,6 +178,8 @@ class LocalCluster:
 
     @property
     def metrics_url(self) -> str:
+        """The autoscaler's metrics endpoint ('' when ``metrics-protocol`` is not
+        ``prometheus``: nothing listens then, as on Knative 1.19+)."""
         return self.metrics.url
 
     def host_for(self, isvc: str, namespace: str) -> str:
@@ -156,7 +202,9 @@ class LocalCluster:
             self._thread.start(_START_TIMEOUT_S)
             publish_cluster_objects(self.store, config=self.config, domain=self.domain,
                                     ingress_port=self.ingress.port,
-                                    metrics_port=self.metrics.port)
+                                    metrics_port=self.metrics.port or _closed_port(),
+                                    features=self.features,
+                                    observability=self.observability, runtime=self.runtime)
         except BaseException:
             self.stop()
             raise
@@ -167,8 +215,9 @@ class LocalCluster:
         try:
             await self.ingress.start()
             started_parts.append(self.ingress)
-            await self.metrics.start()
-            started_parts.append(self.metrics)
+            if self.metrics_enabled:
+                await self.metrics.start()
+                started_parts.append(self.metrics)
             for c in self.controllers:
                 await c.start()
                 started_parts.append(c)

@@ -56,7 +56,7 @@ SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
 }
 GPU_CLASS = "Quadro_RTX_5000"
 ROOT = Path(__file__).resolve().parents[2]
-INFER = "/v2/models/linear/infer"
+INFER = "/v2/models/{model}/infer"  # the runtime serves the model under the isvc's name
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [1, 2, 3, 4]}]}
 AS = "autoscaling.knative.dev/"
@@ -275,7 +275,9 @@ def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
 async def _request(client: Any, url: str, host: str, out: list[tuple[Any, ...]]) -> int:
     start = time.time()
     try:
-        r = await client.post(url + INFER, json=BODY, headers={"Host": host})
+        model = host.split(".", 1)[0].removesuffix("-predictor")
+        r = await client.post(url + INFER.format(model=model), json=BODY,
+                              headers={"Host": host})
         out.append((start, time.time() - start, r.status_code, len(r.content),
                     r.headers.get("x-pod-name", ""), "" if r.status_code < 400
                     else r.text[:120]))

@@ -1,9 +1,11 @@
 """The autoscaler's Prometheus endpoint: the decider's and reconciler's gauges as text.
 
 :class:`MetricsServer` serves ``GET /metrics`` on 127.0.0.1 (free port by default) in the
-Prometheus text format 0.0.4, one gauge family per name with Knative's (<= v1.18) names
-and labels (``autoscaler_desired_pods{namespace_name=..., revision_name=...}``, ...), from
-any source with a ``gauges()`` method returning ``(name, labels, value)`` triples.
+Prometheus text format 0.0.4, one gauge family per name with Knative 1.21's names and
+labels (``kn_revision_panic_mode{k8s_namespace_name=..., kn_revision_name=...}``, ...), from
+any source with a ``gauges()`` method returning ``(name, labels, value)`` triples. The
+local cluster starts it only when ``config-observability`` says
+``metrics-protocol: prometheus``.
 """
 
 from __future__ import annotations

@@ -114,6 +114,9 @@ class Store:
         self._watches: dict[str, set[Watch]] = {}
         self._owners: dict[str, set[tuple[str, Key]]] = {}
         self._removed_namespaces: dict[str, dict[str, Any]] = {}
+        # validating admission (webhooks): each is called with the type and the object
+        # about to be stored (create, or update of the main resource) and raises ApiError
+        self.admission: list[Callable[[ResourceType, dict[str, Any]], None]] = []
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create("namespaces", {"metadata": {"name": ns}})
         if register_crds:
@@ -236,8 +239,13 @@ class Store:
             obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
             apply_defaults(rtype, obj)
             normalize(obj)
+            self._admit(rtype, obj)
             self._put(rtype, key, obj, "ADDED")
             return copy.deepcopy(obj)
+
+    def _admit(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        for hook in self.admission:
+            hook(rtype, obj)
 
     def _check_kind(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
@@ -397,6 +405,8 @@ class Store:
         new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
         validate_metadata(rtype, new)
         normalize(new)
+        if subresource is None and not meta.get("deletionTimestamp"):
+            self._admit(rtype, new)
         if subresource is None and _spec_part(new) != _spec_part(current):
             meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not (

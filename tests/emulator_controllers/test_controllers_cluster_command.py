@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,7 +84,7 @@ def test_cluster_up_serves_and_stops_clean(tmp_path: Path, how: str) -> None:
         ok = False
         while time.monotonic() < deadline and not ok:
             try:
-                r = httpx.post(ingress + "/v1/models/linear:predict",
+                r = httpx.post(ingress + "/v1/models/fixed-scale:predict",
                                json={"instances": [[1, 2, 3, 4]]}, timeout=10,
                                headers={"Host": "fixed-scale-predictor.default.example.com"})
                 ok = r.status_code == 200
@@ -114,3 +115,65 @@ def test_cluster_up_serves_and_stops_clean(tmp_path: Path, how: str) -> None:
     assert not left, f"model-server processes left behind: {left}"
     assert not any(_port_open(p) for p in ports), "a cluster port is still open"
     assert not (tmp_path / "state" / "state.json").exists()
+
+
+KSERVE_V1_SAMPLE = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+KSERVE_V2_SAMPLE = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
+                                "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}]}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on the PATH "
+                    "(the dev extras install it into .venv/bin)")
+def test_kubectl_apply_cpu_small_then_kserves_curl_example_answers(tmp_path: Path) -> None:
+    """As a new user: kubectl apply the fixture, then KServe's curl example with the
+    InferenceService's host and name: the runtime serves the model as ``cpu-small``.
+    (``--validate=false``: the emulator serves no /openapi yet.)"""
+    env = {**os.environ, "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    up = subprocess.Popen([sys.executable, "-m", "harness", "cluster", "up", "--local",
+                           "--profile", "fast"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        state_file = tmp_path / "state" / "state.json"
+        deadline = time.monotonic() + 30
+        while not state_file.exists() and time.monotonic() < deadline and up.poll() is None:
+            time.sleep(0.1)
+        state = json.loads(state_file.read_text())
+
+        def kubectl(*args: str) -> str:
+            done = subprocess.run(
+                [str(shutil.which("kubectl")), "--kubeconfig", state["kubeconfig"],
+                 "--cache-dir", str(tmp_path / "cache"), *args],
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        kubectl("apply", "--validate=false", "-f",
+                str(ROOT / "fixtures" / "isvc" / "cpu-small.yaml"))
+        kubectl("wait", "--for=condition=Ready", "inferenceservice/cpu-small",
+                "--timeout=60s")
+        url = kubectl("get", "inferenceservice", "cpu-small", "-o",
+                      "jsonpath={.status.url}")
+        assert kubectl("get", "inferenceservice", "cpu-small", "-o", "jsonpath="
+                       "{.status.clusterServingRuntimeName}") == "harness-linear"
+        host = url.split("://", 1)[1]
+        assert host == "cpu-small.default.example.com"
+        ingress = state["ingress"]
+        r = httpx.post(f"{ingress}/v1/models/cpu-small:predict", json=KSERVE_V1_SAMPLE,
+                       headers={"Host": host}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["predictions"]) == 2
+        r = httpx.post(f"{ingress}/v2/models/cpu-small/infer", json=KSERVE_V2_SAMPLE,
+                       headers={"Host": host}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["model_name"] == "cpu-small"
+        assert r.json()["outputs"][0]["shape"] == [2, 3]
+        # the sample model's own name is not what KServe serves
+        r = httpx.post(f"{ingress}/v1/models/linear:predict", json=KSERVE_V1_SAMPLE,
+                       headers={"Host": host}, timeout=60)
+        assert r.status_code == 404
+        up.send_signal(signal.SIGINT)
+        assert up.wait(40) == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(10)

@@ -146,11 +146,14 @@ def test_queued_then_active_then_scale_up_then_to_zero() -> None:
     assert _active(store)["reason"] == "Queued"
 
     text = render(ctrl.gauges())
-    assert "# TYPE autoscaler_desired_pods gauge" in text
-    assert f'autoscaler_desired_pods{{configuration_name="demo-predictor",namespace_name=' \
-           f'"default",revision_name="{REV}",service_name="demo-predictor"}} 2' in text
-    assert "autoscaler_panic_mode{" in text
-    assert "autoscaler_stable_request_concurrency{" in text
+    # Knative 1.21's OpenTelemetry names as the Prometheus exporter writes them
+    assert "# TYPE kn_revision_pods_desired gauge" in text
+    assert f'kn_revision_pods_desired{{k8s_namespace_name="default",kn_configuration_name=' \
+           f'"demo-predictor",kn_revision_name="{REV}",kn_service_name="demo-predictor"}} 2' \
+        in text
+    assert "kn_revision_panic_mode{" in text
+    assert "kn_revision_concurrency_stable{" in text
+    assert "autoscaler_" not in text
 
 
 def test_a_config_autoscaler_that_differs_changes_the_outcome() -> None:

@@ -134,7 +134,7 @@ def test_storage_fixtures_serve_in_the_cluster(s3: str, http_root: str,
             conds = {c["type"]: c for c in pod["status"]["conditions"]}
             assert [conds[t]["status"] for t in ("PodScheduled", "Initialized",
                                                   "ContainersReady", "Ready")] == ["True"] * 4
-            r = httpx.post(cluster.ingress_url + "/v1/models/linear:predict",
+            r = httpx.post(cluster.ingress_url + f"/v1/models/{name}:predict",
                            json={"instances": [[1, 2, 3, 4]]},
                            headers={"Host": cluster.host_for(name, "default")}, timeout=30)
             assert r.status_code == 200, r.text

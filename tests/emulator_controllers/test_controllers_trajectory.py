@@ -79,7 +79,7 @@ def test_constant_concurrency_step_matches_the_reference_model() -> None:
         params = scaler.params
         time.sleep(params.stable_window + 1)  # idle at one pod, like the model's start
         host = cluster.host_for("traj", "default")
-        url = cluster.ingress_url + "/v1/models/linear:predict"
+        url = cluster.ingress_url + "/v1/models/traj:predict"
         observed: list[tuple[float, int]] = []
 
         async def run() -> float:

@@ -306,27 +306,24 @@ class KPAController(Controller):
     # ------------------------------------------------------------------ gauges
 
     def gauges(self) -> list[tuple[str, dict[str, str], float]]:
-        """Decider and reconciler gauges in Knative's (<= v1.18) Prometheus names."""
+        """Decider gauges in Knative 1.21's names (OpenTelemetry instruments
+        ``kn.revision.*`` as the Prometheus exporter writes them: dots to underscores,
+        attributes ``k8s.namespace.name``, ``kn.revision.name``, ... likewise)."""
         out: list[tuple[str, dict[str, str], float]] = []
         for s in list(self.scalers.values()):
-            labels = {"namespace_name": s.namespace,
-                      "service_name": s.labels.get("serving.knative.dev/service", ""),
-                      "configuration_name": s.labels.get("serving.knative.dev/configuration",
-                                                         ""),
-                      "revision_name": s.name}
+            labels = {"k8s_namespace_name": s.namespace,
+                      "kn_service_name": s.labels.get("serving.knative.dev/service", ""),
+                      "kn_configuration_name": s.labels.get(
+                          "serving.knative.dev/configuration", ""),
+                      "kn_revision_name": s.name}
             res = s.last
-            rps = s.params.metric == "rps"
-            kind = "requests_per_second" if rps else "request_concurrency"
+            kind = "rps" if s.params.metric == "rps" else "concurrency"
             out += [
-                ("autoscaler_desired_pods", labels, float(s.last_desired)),
-                ("autoscaler_requested_pods", labels, float(s.rec.replicas)),
-                ("autoscaler_actual_pods", labels, float(s.ready)),
-                ("autoscaler_excess_burst_capacity", labels, float(s.ebc)),
-                ("autoscaler_panic_mode", labels, 1.0 if s.decider.panicking else 0.0),
-                (f"autoscaler_stable_{kind}", labels, res.stable if res else 0.0),
-                (f"autoscaler_panic_{kind}", labels, res.panic if res else 0.0),
-                ("autoscaler_target_requests_per_second" if rps
-                 else "autoscaler_target_concurrency_per_pod", labels,
-                 float(s.params.target_per_pod)),
+                ("kn_revision_pods_desired", labels, float(s.last_desired)),
+                ("kn_revision_capacity_excess", labels, float(s.ebc)),
+                ("kn_revision_panic_mode", labels, 1.0 if s.decider.panicking else 0.0),
+                (f"kn_revision_{kind}_stable", labels, res.stable if res else 0.0),
+                (f"kn_revision_{kind}_panic", labels, res.panic if res else 0.0),
+                (f"kn_revision_{kind}_target", labels, float(s.params.target_per_pod)),
             ]
         return out

@@ -11,10 +11,20 @@ What reaches the Knative Service's revision template:
 - labels of the InferenceService and ``predictor.labels``, plus
   ``serving.kserve.io/inferenceservice`` and ``component=predictor``;
 - ``containerConcurrency``, ``timeout`` -> ``timeoutSeconds``, the pod spec fields
-  (``nodeSelector``, ``affinity``, ``tolerations``, ...), the ``kserve-container`` (from
-  ``predictor.model`` or the custom ``containers``) and, with a ``storageUri``, the
+  (``nodeSelector``, ``affinity``, ``tolerations``, ...), the ``kserve-container`` (for
+  ``predictor.model``: the serving runtime's container merged with the model's, see
+  :mod:`~harness.emulator.controllers.runtimes`; else the custom ``containers``) and, with a
+  ``storageUri``, the
   ``storage-initializer`` init container and its source-URI annotation (what KServe's
   pod mutator injects).
+
+A model whose format no runtime supports gets no Knative Service, as in KServe 0.20: a
+Warning event ``InternalError`` ("no runtime found to support predictor with model type:
+{harness-linear <nil>}") and ``status.modelStatus`` ``InvalidSpec`` / ``FailedToLoad`` with
+``lastFailureInfo`` ``NoSupportingRuntime``. A Knative Service the Knative webhook refuses
+(:mod:`~harness.emulator.admission`) gives the same event with the webhook's words and
+``PredictorReady`` False. Runtimes created later are picked up (the controller watches
+them).
 
 Status: ``PredictorReady``, ``IngressReady``, ``Ready`` (+ ``LatestDeploymentReady``,
 ``RoutesReady``), ``status.url``, ``address.url``, ``components.predictor`` and
@@ -35,6 +45,17 @@ from harness.emulator.controllers.base import (
     owner_ref,
     set_status,
 )
+from harness.emulator.controllers.runtimes import (
+    CLUSTER_SERVING_RUNTIMES,
+    SERVING_RUNTIMES,
+    NoRuntime,
+    Runtime,
+    runtime_container,
+    select_runtime,
+)
+from harness.emulator.controllers.scheduler import record_event
+from harness.emulator.status import ApiError
+from harness.emulator.store import Store
 from harness.emulator.watch import WatchEvent
 
 ISVC = "serving.kserve.io/inferenceservices"
@@ -59,8 +80,9 @@ def predictor_name(isvc_name: str) -> str:
     return f"{isvc_name}-predictor"
 
 
-def revision_template(isvc: dict[str, Any]) -> dict[str, Any]:
-    """The Knative Service ``spec.template`` KServe makes of an InferenceService."""
+def revision_template(isvc: dict[str, Any], runtime: Runtime | None = None) -> dict[str, Any]:
+    """The Knative Service ``spec.template`` KServe makes of an InferenceService (with
+    ``runtime``, the serving runtime chosen for ``predictor.model``)."""
     meta = isvc["metadata"]
     pred = (isvc.get("spec") or {}).get("predictor") or {}
     annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
@@ -83,11 +105,11 @@ def revision_template(isvc: dict[str, Any]) -> dict[str, Any]:
     storage_uri = None
     if isinstance(model, dict):
         storage_uri = model.get("storageUri")
-        container: dict[str, Any] = {"name": "kserve-container",
-                                     "image": model.get("image") or MODEL_IMAGE}
-        for f in CONTAINER_FIELDS:
-            if f in model and f != "image":
-                container[f] = copy.deepcopy(model[f])
+        own = {f: copy.deepcopy(model[f]) for f in CONTAINER_FIELDS if f in model}
+        if runtime is not None:
+            container = runtime_container(runtime, own, meta)
+        else:
+            container = {"name": "kserve-container", "image": MODEL_IMAGE, **own}
     else:
         containers = pred.get("containers") or [{"name": "kserve-container",
                                                  "image": MODEL_IMAGE}]
@@ -131,10 +153,18 @@ class KServeController(Controller):
     """Reconciles InferenceServices into Knative Services and reflects their status."""
 
     name = "kserve"
-    resources = (ISVC, KSVC)
+    resources = (ISVC, KSVC, SERVING_RUNTIMES, CLUSTER_SERVING_RUNTIMES)
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._reported: set[tuple[Any, ...]] = set()
 
     def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
         meta = event.object["metadata"]
+        if resource in (SERVING_RUNTIMES, CLUSTER_SERVING_RUNTIMES):
+            ns = meta.get("namespace") if resource == SERVING_RUNTIMES else None
+            return [(o["metadata"]["namespace"], o["metadata"]["name"])
+                    for o in self.store.list(ISVC, namespace=ns)["items"]]
         if resource == KSVC:
             owner = (meta.get("labels") or {}).get(ISVC_LABEL)
             return [(meta["namespace"], owner)] if owner else []
@@ -145,6 +175,14 @@ class KServeController(Controller):
         isvc = self.store.try_get(ISVC, name, namespace=ns)
         if isvc is None or isvc["metadata"].get("deletionTimestamp"):
             return
+        runtime = None
+        model = ((isvc.get("spec") or {}).get("predictor") or {}).get("model")
+        if isinstance(model, dict):
+            chosen = select_runtime(self.store, ns, model)
+            if isinstance(chosen, NoRuntime):
+                self._refused(isvc, chosen)
+                return
+            runtime = chosen
         ksvc_name = predictor_name(name)
         desired = {
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",
@@ -152,13 +190,49 @@ class KServeController(Controller):
                          "labels": {ISVC_LABEL: name, "component": "predictor"},
                          "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
                          "ownerReferences": [owner_ref(isvc)]},
-            "spec": {"template": revision_template(isvc),
+            "spec": {"template": revision_template(isvc, runtime),
                      "traffic": [{"latestRevision": True, "percent": 100}]},
         }
-        ksvc = apply(self.store, KSVC, desired)
-        self._status(isvc, ksvc)
+        try:
+            ksvc = apply(self.store, KSVC, desired)
+        except ApiError as exc:  # the Knative webhook refused it
+            self._failed(isvc, exc.message)
+            return
+        self._status(isvc, ksvc, runtime)
 
-    def _status(self, isvc: dict[str, Any], ksvc: dict[str, Any]) -> None:
+    def _event_once(self, isvc: dict[str, Any], message: str) -> None:
+        key = (isvc["metadata"]["namespace"], isvc["metadata"]["name"],
+               isvc["metadata"].get("generation"), message)
+        if key not in self._reported:
+            self._reported.add(key)
+            record_event(self.store, isvc, "Warning", "InternalError", message,
+                         "v1beta1Controllers")
+
+    def _refused(self, isvc: dict[str, Any], why: NoRuntime) -> None:
+        """KServe 0.20 when no runtime serves the model: an event, the model status."""
+        self._event_once(isvc, why.error)
+        old = isvc.get("status") or {}
+        status = copy.deepcopy(old)
+        status.setdefault("observedGeneration", isvc["metadata"].get("generation", 1))
+        model_status = status.setdefault("modelStatus", {})
+        model_status["transitionStatus"] = "InvalidSpec"
+        model_status.setdefault("states", {})["targetModelState"] = "FailedToLoad"
+        model_status["lastFailureInfo"] = {"reason": why.reason, "message": why.message}
+        set_status(self.store, ISVC, isvc, status)
+
+    def _failed(self, isvc: dict[str, Any], message: str) -> None:
+        """The predictor's Knative Service was refused: the event, PredictorReady False."""
+        self._event_once(isvc, message)
+        prev = (isvc.get("status") or {}).get("conditions") or []
+        status = copy.deepcopy(isvc.get("status") or {})
+        status["observedGeneration"] = isvc["metadata"].get("generation", 1)
+        status["conditions"] = [
+            condition("PredictorReady", "False", "ReconcileFailed", message, prev),
+            condition("Ready", "False", "PredictorNotReady", "", prev)]
+        set_status(self.store, ISVC, isvc, status)
+
+    def _status(self, isvc: dict[str, Any], ksvc: dict[str, Any],
+                runtime: Runtime | None = None) -> None:
         meta = isvc["metadata"]
         old = isvc.get("status") or {}
         prev = old.get("conditions") or []
@@ -209,6 +283,9 @@ class KServeController(Controller):
                            "targetModelState": "Loaded"},
                 "copies": {"failedCopies": 0}},
         }
+        if runtime is not None:
+            status["clusterServingRuntimeName" if runtime.cluster else "servingRuntimeName"] = (
+                runtime.name)
         if url and domain:
             status["url"] = f"http://{host}.{domain}"
             status["address"] = {"url": f"http://{meta['name']}.{meta['namespace']}"

@@ -9,7 +9,9 @@ For a pod with ``spec.nodeName`` the kubelet, on the controllers' loop:
    fetched into a per-pod folder (:mod:`.storage`); otherwise the sample model is used;
    then ``Initialized=True``;
 3. starts ``python -m modelserver`` (``fixtures/modelserver``) in its own process group on
-   a free 127.0.0.1 port, with the container's ``env``; the port is published as the pod
+   a free 127.0.0.1 port, with the container's ``env`` and ``args`` (``/mnt/models``, the
+   model volume's mount path, stands for the pod's model folder; ``--http_port`` is left
+   to the kubelet's free port); the port is published as the pod
    annotation ``emulator.harness.dev/port`` and the container's ``ports``; phase Running;
 4. polls ``/v2/health/ready`` and sets ``ContainersReady`` and ``Ready`` True (each
    condition keeps its own ``lastTransitionTime``).
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MODELSERVER_ROOT = ROOT / "fixtures" / "modelserver"
 SAMPLE_MODEL_DIR = MODELSERVER_ROOT / "model"
+MODEL_MOUNT = "/mnt/models"
 SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
 PORT_ANNOTATION = "emulator.harness.dev/port"
 COMPONENT = "kubelet"
@@ -64,6 +67,18 @@ try:
     _LIBC: Any = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - not Linux
     _LIBC = None
+
+
+def container_args(container: dict[str, Any], model_dir: Path) -> list[str]:
+    """The container's ``args`` as the local model server gets them: the model mount
+    ``/mnt/models`` is the pod's model folder, and the port is the kubelet's."""
+    out = []
+    for arg in container.get("args") or []:
+        text = str(arg)
+        if text.startswith("--http_port"):
+            continue
+        out.append(text.replace(MODEL_MOUNT, str(model_dir)))
+    return out
 
 
 def _child_setup() -> None:
@@ -265,6 +280,7 @@ class Kubelet(Controller):
                     "MODEL_DIR": str(model_dir), "POD_NAME": rt.name,
                     "PYTHONUNBUFFERED": "1", "SHUTDOWN_GRACE": f"{grace}s"})
         name = container.get("name", "kserve-container")
+        args = container_args(container, model_dir)
         pod_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(MAX_RESTARTS + 1):
             if rt.terminating:
@@ -273,7 +289,7 @@ class Kubelet(Controller):
                 await asyncio.sleep(min(_RESTART_BACKOFF_S * attempt, 5.0))
                 if rt.terminating:
                     return
-            code = await self._run_container(rt, env, pod_dir, name, attempt)
+            code = await self._run_container(rt, env, pod_dir, name, attempt, args)
             if rt.terminating:
                 return
             record_event(self.store, pod, "Warning", "BackOff",
@@ -284,14 +300,15 @@ class Kubelet(Controller):
                             "Ready": ("False", "ContainersNotReady")})
 
     async def _run_container(self, rt: PodRuntime, env: dict[str, str], pod_dir: Path,
-                             name: str, restarts: int) -> int:
+                             name: str, restarts: int, args: list[str] | None = None) -> int:
         """Start the model server, publish its port, wait ready; returns its exit code."""
         log_path = pod_dir / f"{name}.log"
         with open(log_path, "ab") as log_file:
             rt.log_offset = log_path.stat().st_size
             rt.log_path = log_path
             rt.proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "modelserver", env=env, cwd=str(MODELSERVER_ROOT),
+                self.python, "-m", "modelserver", *(args or []), env=env,
+                cwd=str(MODELSERVER_ROOT),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                 preexec_fn=_child_setup)
