@@ -301,3 +301,47 @@ def test_manifest_urls_carry_their_pinned_versions() -> None:
     for url in (v.cert_manager_manifest, v.knative_crds, v.knative_core, v.kourier_manifest,
                 v.kserve_manifest, v.kserve_cluster_resources):
         assert url.startswith("https://github.com/") and "/releases/download/" in url
+
+
+def test_dry_run_lists_what_knative_and_kserve_need_in_order(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Upstream's deploy blockers, each fixed by a step the plan names and explains: the
+    kserve namespace before kserve.yaml (v0.20.0's has no Namespace), the three podspec
+    flags (config-features, default disabled), metrics-protocol prometheus
+    (config-observability, default none, read at start: the autoscaler is restarted) and
+    the harness-linear ClusterServingRuntime after KServe."""
+    assert main(["cluster", "up", "--kind", "--name", "d", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    v = load_versions()
+    marks = [
+        "patch configmap config-features -n knative-serving --type=merge -p "
+        "'{\"data\":{\"kubernetes.podspec-nodeselector\":\"enabled\","
+        "\"kubernetes.podspec-affinity\":\"enabled\","
+        "\"kubernetes.podspec-tolerations\":\"enabled\"}}'",
+        "patch configmap config-observability -n knative-serving --type=merge -p "
+        "'{\"data\":{\"metrics-protocol\":\"prometheus\"}}'",
+        "rollout restart deployment/autoscaler -n knative-serving",
+        "rollout status deployment/autoscaler",
+        "create namespace kserve",
+        f"apply --server-side --force-conflicts -f {v.kserve_manifest}",
+        "apply -f " + str(Path(__file__).resolve().parents[1] / "fixtures" / "runtimes"
+                          / "harness-linear.yaml"),
+    ]
+    where = [out.index(m) for m in marks]
+    assert where == sorted(where), out
+    assert out.index(f"apply -f {v.knative_core}") < where[0]
+    # each says why it is there
+    for why in ("Knative 1.21 defaults them to disabled", "Knative 1.19+ defaults to none",
+                "reads config-observability only at start-up",
+                "kserve.yaml has no Namespace object",
+                "without it KServe creates no Knative Service"):
+        assert why in out
+    # the shipped runtime is what the emulator installs too
+    from harness.prerequisites import cluster_serving_runtime
+
+    rt = cluster_serving_runtime()
+    assert (rt["kind"], rt["metadata"]["name"]) == ("ClusterServingRuntime", "harness-linear")
+    (c,) = rt["spec"]["containers"]
+    assert "--model_name={{.Name}}" in c["args"] and "--model_dir=/mnt/models" in c["args"]
+    assert rt["spec"]["protocolVersions"] == ["v1", "v2"]
+    assert c["image"] == v.modelserver_image

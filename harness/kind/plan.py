@@ -5,10 +5,15 @@
 ``nvidia.com/gpu`` capacity (status patch), its taint, and wait until the scheduler sees
 it; ``kind load`` the image; cert-manager (wait for it); Knative Serving CRDs, core and
 Kourier, with Kourier as ingress class, ``example.com`` as domain and tag resolution
-skipped for Docker Hub names (wait for them); KServe (server-side apply), its
-``inferenceservice-config`` set to Knative mode without Istio, its cluster resources; and,
-with a profile, the profile's ``config-autoscaler``. Every ``kubectl`` names the kind
-context (``kind-<name>``) so that nothing lands on another cluster. :func:`plan_down`
+skipped for Docker Hub names, the three podspec flags the reference InferenceServices
+need (``config-features``), ``metrics-protocol: prometheus`` (``config-observability``,
+then the autoscaler restarted, since it reads that once at start) (wait for them); the
+``kserve`` namespace (KServe 0.20's ``kserve.yaml`` has none); KServe (server-side
+apply), its ``inferenceservice-config`` set to Knative mode without Istio, its cluster
+resources; the ``harness-linear`` ClusterServingRuntime; and, with a profile, the
+profile's ``config-autoscaler``. What the suites need is :mod:`harness.prerequisites`.
+Every ``kubectl`` names the kind context (``kind-<name>``) so that nothing lands on
+another cluster. :func:`plan_down`
 is ``kind delete cluster``.
 
 :func:`up` and :func:`down` check that the tools are on the PATH before running
@@ -42,6 +47,14 @@ from harness.kind.steps import (
     StepFailed,
     execute,
     run_command,
+)
+from harness.prerequisites import (
+    FEATURES,
+    FEATURES_CONFIGMAP,
+    MODEL_FORMAT,
+    OBSERVABILITY,
+    OBSERVABILITY_CONFIGMAP,
+    RUNTIME_FILE,
 )
 from harness.profiles import repo_root
 
@@ -173,8 +186,26 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
         merge_patch("config-deployment", m.KNATIVE_NAMESPACE, m.deployment_patch(),
                     "Skip tag resolution for Docker Hub names, so kind-loaded images run "
                     "(config-deployment)"),
+        merge_patch(FEATURES_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": FEATURES},
+                    "Enable the podspec flags nodeSelector, affinity and tolerations "
+                    "(config-features): Knative 1.21 defaults them to disabled and its "
+                    "webhook would refuse the Knative Service KServe makes of cpu-small "
+                    "(nodeSelector) and gpu-rtx5000 (affinity, tolerations)"),
+        merge_patch(OBSERVABILITY_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": OBSERVABILITY},
+                    "Export the autoscaler's metrics in Prometheus format "
+                    "(config-observability metrics-protocol: prometheus): Knative 1.19+ "
+                    "defaults to none, and kn_revision_panic_mode is the panic gauge"),
+        Step("Restart the autoscaler: it reads config-observability only at start-up",
+             kubectl("rollout", "restart", "deployment/autoscaler", "-n",
+                     m.KNATIVE_NAMESPACE)),
+        Step("Wait for the restarted autoscaler",
+             kubectl("rollout", "status", "deployment/autoscaler", "-n", m.KNATIVE_NAMESPACE,
+                     f"--timeout={WAIT_DEPLOYMENTS}")),
         wait_deployments(m.KNATIVE_NAMESPACE),
         wait_deployments(m.KOURIER_NAMESPACE),
+        Step(f"Create the {m.KSERVE_NAMESPACE} namespace (KServe {v.kserve}'s kserve.yaml "
+             "has no Namespace object)",
+             kubectl("create", "namespace", m.KSERVE_NAMESPACE)),
         Step(f"Install KServe {v.kserve} (CRDs and controller, server-side apply)",
              kubectl("apply", "--server-side", "--force-conflicts", "-f", v.kserve_manifest),
              retries=3),
@@ -191,6 +222,10 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
         Step("Install KServe's cluster resources (serving runtimes, storage containers)",
              kubectl("apply", "--server-side", "--force-conflicts", "-f",
                      v.kserve_cluster_resources), retries=3),
+        Step(f"Install the {MODEL_FORMAT} ClusterServingRuntime (the model server, "
+             "--model_name={{.Name}}, protocols v1 and v2): without it KServe creates no "
+             "Knative Service for modelFormat harness-linear",
+             kubectl("apply", "-f", str(RUNTIME_FILE)), retries=2),
     ]
     if autoscaler is not None:
         steps.append(Step(
