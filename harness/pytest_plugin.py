@@ -229,10 +229,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         leaks = list(config.stash.get(_LEAKS, []))
     meta = {"profile": config.option.hx_profile, "cluster": config.option.hx_cluster,
             "cluster_tested": True, "exitstatus": int(exitstatus), "leaks": leaks}
-    page = rep.finish_report(run_dir, run_id=str(config.option.hx_run_id), meta=meta)
+    notes: list[str] = []
+    preflight = run_dir / rep.PARTS / PREFLIGHT_FILE
+    if preflight.exists():
+        meta["preflight"] = [line for line in preflight.read_text().splitlines() if line]
+        notes += [f"harness {line}" for line in meta["preflight"]]
+    page = rep.finish_report(run_dir, run_id=str(config.option.hx_run_id), meta=meta,
+                             notes=notes)
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     lines = config.stash.setdefault(_LINES, [])
+    lines += notes
     if leaks:
         lines.append(f"harness: the run left {len(leaks)} object(s) behind: "
                      + ", ".join(leaks[:5]))
@@ -314,6 +321,8 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
     if missing:  # a cluster without KServe or Knative: skipped with the reason, not failed
         handle.close()
         pytest.skip(f"harness: {missing}")
+    if handle.mode in ("kind", "current"):
+        _preflight(pytestconfig, handle)
     previous = signal.getsignal(signal.SIGTERM)
     if handle.local is not None and previous is signal.SIG_DFL:
         # a terminated run still stops its emulator and model servers
@@ -339,6 +348,26 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
 
 
 _LEAKS = pytest.StashKey[list]()
+PREFLIGHT_FILE = "preflight.txt"
+
+
+def _preflight(config: pytest.Config, handle: ClusterHandle) -> None:
+    """Read the cluster's prerequisites before any namespace exists; print one line per
+    unmet one (the controlling process repeats them in the run summary)."""
+    import sys
+
+    from harness.suite.preflight import run_preflight
+
+    handle.preflight = run_preflight(handle.kube, handle.mode, gateway=handle.gateway)
+    lines = handle.preflight.lines()
+    if not lines:
+        return
+    parts = run_dir_of(config) / ".parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / PREFLIGHT_FILE).write_text("\n".join(lines) + "\n")
+    if not hasattr(config, "workerinput"):
+        for line in lines:
+            print(f"harness {line}", file=sys.__stderr__, flush=True)
 
 
 def _kept(config: pytest.Config) -> set[str]:

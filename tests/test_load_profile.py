@@ -151,4 +151,4 @@ def test_cli_bad_profile_in_a_subprocess(tmp_path):
 
 def test_parse_profile_defaults():
     prof = parse_profile({"segments": [{"shape": "idle", "duration": "1m"}]}, where="x")
-    assert (prof.protocol, prof.model, prof.total, prof.timeout) == ("v1", "linear", 60.0, 30.0)
+    assert (prof.protocol, prof.model, prof.total, prof.timeout) == ("v1", "", 60.0, 30.0)

@@ -43,6 +43,20 @@ def read_config_autoscaler(kube: Kube) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in (cm.get("data") or {}).items() if k != "_example"}
 
 
+def read_knative_config(kube: Kube, name: str) -> dict[str, str] | None:
+    """A ``knative-serving`` ConfigMap's data (``_example`` left out), None if missing."""
+    cm = get(kube, CONFIGMAPS, name, CONFIG_NAMESPACE)
+    if cm is None:
+        return None
+    return {str(k): str(v) for k, v in (cm.get("data") or {}).items() if k != "_example"}
+
+
+def metrics_protocol(kube: Kube) -> str:
+    """``config-observability``'s ``metrics-protocol`` (Knative 1.19+ default: ``none``)."""
+    data = read_knative_config(kube, "config-observability") or {}
+    return data.get("metrics-protocol", "none") or "none"
+
+
 def write_config_autoscaler(kube: Kube, data: dict[str, str]) -> dict[str, Any]:
     """Merge ``data`` into ``config-autoscaler`` (only with the guard's explicit flag)."""
     kube.guard.check_write("patch", "configmaps", CONFIG_NAMESPACE, CONFIG_NAME)

@@ -71,11 +71,14 @@ REVISIONS = Resource(KNATIVE, "v1", "revisions", "Revision")
 CONFIGURATIONS = Resource(KNATIVE, "v1", "configurations", "Configuration")
 ROUTES = Resource(KNATIVE, "v1", "routes", "Route")
 PODAUTOSCALERS = Resource(KNATIVE_AUTOSCALING, "v1alpha1", "podautoscalers", "PodAutoscaler")
+SERVING_RUNTIMES = Resource(KSERVE, "v1alpha1", "servingruntimes", "ServingRuntime")
+CLUSTER_SERVING_RUNTIMES = Resource(KSERVE, "v1alpha1", "clusterservingruntimes",
+                                    "ClusterServingRuntime", namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, EVENTS, CONFIGMAPS, SECRETS, SERVICES, SERVICE_ACCOUNTS, PVCS,
     DEPLOYMENTS, CRDS, INFERENCE_SERVICES, KSERVICES, REVISIONS, CONFIGURATIONS, ROUTES,
-    PODAUTOSCALERS,
+    PODAUTOSCALERS, SERVING_RUNTIMES, CLUSTER_SERVING_RUNTIMES,
 )
 
 _BY_KIND = {(r.api_version, r.kind): r for r in KNOWN}

@@ -49,6 +49,14 @@ class InferenceRequest:
     name: str
 
 
+def model_from_host(host: str) -> str:
+    """The model KServe's runtimes serve: the InferenceService's name (``--model_name=
+    {{.Name}}``), the first label of its host less ``-predictor``; ``linear`` (the sample
+    model's own name) without a host."""
+    label = (host or "").split(".", 1)[0].removesuffix("-predictor")
+    return label or "linear"
+
+
 def build_request(protocol: str, model: str, instances: Any, host_header: str) -> InferenceRequest:
     rows = [list(r) for r in instances]
     if protocol == "v2":
@@ -130,7 +138,7 @@ class RunControl:
     def _apply_profile(self) -> None:
         """(Re)build the request templates and the users' time-outs from the profile."""
         p = self.profile
-        model = self.model or (p.model if p else "linear")
+        model = self.model or (p.model if p else "") or model_from_host(self.host_header)
         instances = p.instances if p else DEFAULT_INSTANCES
         self.requests = {proto: build_request(proto, model, instances, self.host_header)
                          for proto in ("v1", "v2")}

@@ -60,7 +60,7 @@ class Profile:
     name: str
     segments: tuple[Segment, ...]
     protocol: str = "v1"
-    model: str = "linear"
+    model: str = ""  # "" = the InferenceService's name (from the Host header)
     instances: tuple[tuple[float, ...], ...] = DEFAULT_INSTANCES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     timeout: float = DEFAULT_TIMEOUT
@@ -179,7 +179,7 @@ def parse_profile(
         description=str(doc.get("description", "")).strip(),
         source=where,
         protocol=request.get("protocol", "v1"),
-        model=request.get("model", "linear"),
+        model=request.get("model", ""),
         instances=instances or DEFAULT_INSTANCES,
         max_in_flight=int(limits.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
         timeout=timeout,

@@ -122,6 +122,16 @@ def panic_gauges(samples: Iterable[Sample], namespace: str | None = None
     return out
 
 
+AUTOSCALER_PREFIXES = ("kn_revision_", "autoscaler_")
+
+
+def autoscaler_families(samples: Iterable[Sample]) -> bool:
+    """True if the samples hold Knative autoscaler families: the ``kn_revision_*`` names
+    of 1.19+ (OpenTelemetry, ``metrics-protocol: prometheus``) or the ``autoscaler_*`` of
+    older releases. Any other Prometheus endpoint is not the autoscaler's."""
+    return any(s.name.startswith(AUTOSCALER_PREFIXES) for s in samples)
+
+
 def scrape(url: str, timeout: float = 1.0) -> list[Sample] | None:
     """Samples from ``url``, or None if it does not answer (or is not Prometheus text)."""
     try:
@@ -144,7 +154,8 @@ class PanicScraper:
     """Poll ``url`` every ``interval_s`` for one namespace's panic gauges.
 
     ``samples`` maps a revision name to its ``(time, value)`` list (``time.time()`` at
-    receipt); ``failures`` counts scrapes that got no answer.
+    receipt); ``failures`` counts scrapes that got no answer; ``autoscaler`` turns True
+    once a scrape held Knative's autoscaler families (:func:`autoscaler_families`).
     """
 
     def __init__(self, url: str, namespace: str, *, interval_s: float = 1.0,
@@ -156,6 +167,7 @@ class PanicScraper:
         self.clock = clock
         self.samples: dict[str, list[tuple[float, float]]] = {}
         self.failures = 0
+        self.autoscaler = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,6 +179,7 @@ class PanicScraper:
             self.failures += 1
             return False
         with self._lock:
+            self.autoscaler = self.autoscaler or autoscaler_families(got)
             for (_ns, rev), value in panic_gauges(got, self.namespace).items():
                 self.samples.setdefault(rev, []).append((now, value))
         return True

@@ -177,7 +177,8 @@ class Recorder:
         self._recording = Recording(
             events=events, start=self._start, end=self.clock(),
             panic={rev: list(v) for rev, v in scraper.samples.items()} if scraper else {},
-            metrics_url=scraper.url if scraper else None,
+            # the endpoint counts as the autoscaler's only if it served Knative's families
+            metrics_url=scraper.url if scraper and scraper.autoscaler else None,
             stats={k: dict(w.stats) for k, w in self._watches.items()})
         return self._recording
 

@@ -129,7 +129,9 @@ class CaseData:
         from harness.kube.apply import apply
         from harness.kube.knative import read_config_autoscaler
         from harness.kube.wait import wait_isvc_ready
+        from harness.prerequisites import MODEL_FORMAT, serving_runtime
         from harness.resolve import resolve
+        from harness.suite.preflight import cluster_setup, model_format
 
         doc = load_isvc(source)
         if patch:
@@ -141,9 +143,22 @@ class CaseData:
             meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
         meta.pop("namespace", None)
         kube = self.cluster.kube
+        preflight = self.cluster.preflight
+        if preflight is not None:
+            blocked = preflight.blocks(doc)
+            if blocked:  # this cluster cannot run it: skipped with the preflight's line
+                import pytest
+
+                pytest.skip(blocked)
+        if self.cluster.mode == "current" and model_format(doc) == MODEL_FORMAT:
+            # a shared cluster: the runtime goes into the test's own namespace
+            apply(kube, serving_runtime(), namespace=self.namespace)
         apply(kube, doc, namespace=self.namespace)
         obj = wait_isvc_ready(kube, meta["name"], self.namespace, timeout=timeout)
         status = obj.get("status") or {}
+        setup = self.meta.get("cluster_setup")
+        if setup is None or setup.get("serving_runtime", "").startswith("none"):
+            self.meta["cluster_setup"] = cluster_setup(kube, status)
         predictor = (status.get("components") or {}).get("predictor") or {}
         revision = str(predictor.get("latestReadyRevision")
                        or predictor.get("latestCreatedRevision")
@@ -167,7 +182,8 @@ class CaseData:
 
         path = profile_path(profile)
         tag = tag or f"load-{len(self.loads) + 1}"
-        result = run(path, self.cluster.ingress_url, target.host, self.out_dir / tag)
+        result = run(path, self.cluster.ingress_url, target.host, self.out_dir / tag,
+                     model=target.name)
         self.loads.append(result)
         return result
 
@@ -260,6 +276,10 @@ class CaseData:
         meta = {"namespace": self.namespace,
                 "services": [d.name for d in self.deployed],
                 "loads": [r.profile.name for r in self.loads], **self.meta}
+        if self.recording is not None:
+            meta["panic_gauge"] = ("scraped" if self.recording.metrics_url else
+                                   f"inferred (metrics-protocol "
+                                   f"{self.cluster.metrics_protocol})")
         return Case(self.name, frames, list(self.verdicts), records=self.records(),
                     band=band, params=params,
                     events=self.recording.events if self.recording is not None else None,

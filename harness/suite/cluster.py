@@ -42,6 +42,9 @@ class ClusterHandle:
     profile: str
     local: Any = None
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    metrics_protocol: str = "none"
+    gateway: str = ""
+    preflight: Any = None  # harness.suite.preflight.Preflight on kind/current
 
     @property
     def context(self) -> str:
@@ -92,17 +95,24 @@ def open_cluster(*, mode: str, profile: str, run_id: str, kubeconfig: str | None
         kube = Kube.connect(kubeconfig, context, guard=guard)
         kube.guard.context = kube.context
         kube.guard.check_context()
-        from harness.kube.knative import autoscaler_metrics_urls, ingress_address
+        from harness.kube.knative import (
+            autoscaler_metrics_urls,
+            ingress_address,
+            metrics_protocol,
+        )
         from harness.observe.prometheus import first_reachable
 
         try:
-            ingress = ingress_address(kube, ingress_url).url
+            address = ingress_address(kube, ingress_url)
+            ingress = address.url
             metrics = first_reachable(autoscaler_metrics_urls(kube), timeout=1.0)
+            protocol = metrics_protocol(kube)
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - unreachable API: one line
             raise UserError(f"cannot reach the cluster at {kube.host}: {exc}") from None
-        return ClusterHandle(mode, kube, ingress, metrics, profile, local=local)
+        return ClusterHandle(mode, kube, ingress, metrics, profile, local=local,
+                             metrics_protocol=protocol, gateway=address.gateway)
     except BaseException:
         if local is not None:
             local.stop()

@@ -62,8 +62,30 @@ def note_kept(run_dir: Path, namespace: str) -> None:
         fh.write(namespace + "\n")
 
 
-def finish_report(run_dir: Path, *, run_id: str, meta: Mapping[str, Any]) -> Path | None:
-    """Write the bundle from the parts; the page's path (None when no test left one)."""
+def panic_gauge_note(cases: list[Any]) -> str | None:
+    """The run summary's line when some case had no autoscaler panic gauge (once)."""
+    for case in cases:
+        how = str((getattr(case, "meta", None) or {}).get("panic_gauge", ""))
+        if how.startswith("inferred"):
+            protocol = how.partition("metrics-protocol ")[2].rstrip(")") or "none"
+            return (f"panic gauge unavailable (metrics-protocol {protocol}): panic inferred "
+                    "from the trajectory")
+    return None
+
+
+def cluster_setup_of(cases: list[Any]) -> dict[str, Any] | None:
+    """The serving runtime, podspec flags and metrics protocol a case found (one that
+    used a serving runtime first)."""
+    setups = [(getattr(c, "meta", None) or {}).get("cluster_setup") for c in cases]
+    setups = [s for s in setups if s]
+    setups.sort(key=lambda s: str(s.get("serving_runtime", "")).startswith("none"))
+    return dict(setups[0]) if setups else None
+
+
+def finish_report(run_dir: Path, *, run_id: str, meta: Mapping[str, Any],
+                  notes: list[str] | None = None) -> Path | None:
+    """Write the bundle from the parts; the page's path (None when no test left one).
+    Lines for the run summary are appended to ``notes``."""
     from harness.report.bundle import write_report
 
     cases = read_parts(run_dir)
@@ -73,10 +95,18 @@ def finish_report(run_dir: Path, *, run_id: str, meta: Mapping[str, Any]) -> Pat
         return None
     full = dict(meta)
     full["kept_namespaces"] = kept
+    note = panic_gauge_note(cases)
+    if note:
+        full["panic_gauge"] = note
+        if notes is not None:
+            notes.append(f"harness: {note}")
     try:
         full["configuration"] = configuration_part(str(meta.get("profile") or "fast"))
     except Exception as exc:  # noqa: BLE001 - the report still gets written
         full["configuration"] = {"error": str(exc)}
+    setup = cluster_setup_of(cases)
+    if setup:
+        full["configuration"]["cluster"] = setup
     return write_report(run_dir, cases, run_id=run_id, meta=full)
 
 

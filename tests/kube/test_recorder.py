@@ -6,7 +6,9 @@ gauge when its endpoint answers (and only then). Also the Prometheus text parser
 from __future__ import annotations
 
 import http.server
+import json
 import math
+import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -164,3 +166,55 @@ def test_prometheus_text_parses_labels_escapes_and_specials() -> None:
     assert panic_gauges(samples, "ns") == {("ns", "r-1"): 1.0, ("ns", "r-2"): 0.0}
     with pytest.raises(ParseError):
         parse('broken{a="1" 2\n')
+
+
+def test_a_prometheus_endpoint_that_is_not_the_autoscalers_is_not_taken(
+        kube: Kube, namespace: str, metrics_server: tuple[str, list[str]]) -> None:
+    """Any Prometheus endpoint on the autoscaler's port (a Prometheus server on 9090, an
+    exporter) used to be taken for the autoscaler, and panic then read as "never". Only
+    one serving Knative's autoscaler families counts: otherwise panic is inferred."""
+    url, body = metrics_server
+    body[:] = ["# TYPE go_goroutines gauge\n", "go_goroutines 12\n",
+               'prometheus_ready{instance="x"} 1\n']
+    with Recorder(kube, namespace, kinds=("pods",), metrics_url=url,
+                  metrics_interval_s=0.05) as rec:
+        time.sleep(0.3)
+    recording = rec.stop()
+    assert recording.metrics_url is None and recording.panic_samples() is None
+    # Knative 1.21's name (OpenTelemetry, metrics-protocol: prometheus) is accepted
+    body[:] = [f'kn_revision_panic_mode{{k8s_namespace_name="{namespace}",'
+               f'kn_revision_name="{REV}"}} 1\n']
+    with Recorder(kube, namespace, kinds=("pods",), metrics_url=url,
+                  metrics_interval_s=0.05) as rec:
+        time.sleep(0.3)
+    recording = rec.stop()
+    assert recording.metrics_url == url
+    assert {v for _, v in recording.panic_samples(REV)} == {1.0}
+
+
+def test_the_run_summary_says_once_that_panic_was_inferred(tmp_path: Path) -> None:
+    from harness.observe.frames import build_frames
+    from harness.report.bundle import Case
+    from harness.suite.report import PARTS, finish_report
+
+    parts = tmp_path / PARTS
+    parts.mkdir()
+    for i, how in enumerate(("inferred (metrics-protocol none)", "scraped",
+                             "inferred (metrics-protocol none)")):
+        case = Case(f"c{i}", build_frames([]), [], meta={"panic_gauge": how})
+        (parts / f"c{i}.pkl").write_bytes(pickle.dumps(case))
+    notes: list[str] = []
+    finish_report(tmp_path, run_id="r", meta={"profile": "fast"}, notes=notes)
+    line = ("panic gauge unavailable (metrics-protocol none): panic inferred from the "
+            "trajectory")
+    assert notes == [f"harness: {line}"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["meta"]["panic_gauge"] == line
+    # every case with the gauge: no line
+    for i in range(2):
+        case = Case(f"c{i}", build_frames([]), [], meta={"panic_gauge": "scraped"})
+        parts.mkdir(exist_ok=True)
+        (parts / f"c{i}.pkl").write_bytes(pickle.dumps(case))
+    notes = []
+    finish_report(tmp_path, run_id="r", meta={"profile": "fast"}, notes=notes)
+    assert notes == []
