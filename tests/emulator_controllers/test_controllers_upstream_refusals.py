@@ -242,3 +242,16 @@ def test_no_autoscaler_metrics_unless_config_observability_enables_them() -> Non
         assert ('kn_revision_panic_mode{k8s_namespace_name="default",kn_configuration_name='
                 '"fixed-scale-predictor",kn_revision_name="fixed-scale-predictor-00001"'
                 in text)
+
+
+def test_kserve_yaml_without_its_namespace_is_refused_as_kubernetes_does() -> None:
+    """KServe 0.20's kserve.yaml has no Namespace object: its namespaced objects are
+    refused until ``kserve`` exists (hence the bring-up's namespace step)."""
+    store = Store()
+    cm = {"metadata": {"name": "inferenceservice-config"}, "data": {}}
+    with pytest.raises(ApiError) as exc:
+        store.create("configmaps", cm, namespace="kserve")
+    assert (exc.value.code, exc.value.reason, exc.value.message) == (
+        404, "NotFound", 'namespaces "kserve" not found')
+    store.create("namespaces", {"metadata": {"name": "kserve"}})
+    store.create("configmaps", cm, namespace="kserve")
