@@ -1,6 +1,6 @@
 """Benchmark: the emulated ingress's added latency and throughput against a direct call.
 
-Starts one model-server process on 127.0.0.1 and the ingress (harness.emulator.ingress)
+Starts one model-server process on 127.0.0.1 and the ingress (harness.emulator.dataplane.ingress)
 in a second process in front of it, then, from this process, measures both paths in the
 same run with a bounded number of V1 predict requests:
 
@@ -45,7 +45,7 @@ PAYLOAD = b'{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
 
 
 async def serve_ingress(pod_port: int, cc: int) -> None:
-    from harness.emulator.ingress import Ingress
+    from harness.emulator.dataplane.ingress import Ingress
 
     ingress = Ingress()
     await ingress.start()

@@ -1,6 +1,6 @@
 """Measurement accuracy: what the harness measures vs the emulator's own ground truth.
 
-Runs the mutation matrix's scenarios (:mod:`harness.emulator.matrix`) once on a healthy
+Runs the mutation matrix's scenarios (:mod:`harness.matrix`) once on a healthy
 emulated cluster. The harness side is what a conformance run sees from outside: the
 recorder's watch events turned into frames (ready-count changes, desired-scale
 changes) and the load generator's request records (the cold start's total). The truth
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.emulator import matrix
+from harness.matrix import scenarios
 
 SCALE_TARGET_S = 0.5
 COLD_TARGET_S = 0.25
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     wanted = [s for s in args.scenarios.split(",") if s]
     t0 = time.monotonic()
-    run = matrix.record((), scenarios=wanted, truth=True)
+    run = scenarios.record((), scenarios=wanted, truth=True)
     wall = time.monotonic() - t0
     ready_err: list[float] = []
     desired_err: list[float] = []

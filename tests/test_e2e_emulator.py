@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.local_cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 ISVC = ROOT / "fixtures" / "isvc" / "cpu-small.yaml"

@@ -17,9 +17,9 @@ from harness.load import runner
 from harness.load.profile import (
     SCHEMA_PATH,
     SHAPES,
-    load_profile,
     parse_profile,
     profile_from_json,
+    read_load_profile,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ PROFILES = sorted((ROOT / "loadprofiles").glob("*.yaml"))
 
 
 def test_every_shape_has_a_shipped_profile():
-    shapes = {seg.shape for p in PROFILES for seg in load_profile(p).segments}
+    shapes = {seg.shape for p in PROFILES for seg in read_load_profile(p).segments}
     assert {"burst", "idle", "step", "ramp", "spike", "sine", "trace"} <= shapes
     assert set(SHAPES) - {"constant"} <= shapes
 
@@ -36,7 +36,7 @@ def test_every_shape_has_a_shipped_profile():
 def test_shipped_profiles_validate(path):
     doc = yaml.safe_load(path.read_text())
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
-    prof = load_profile(path)
+    prof = read_load_profile(path)
     assert prof.total > 0 and prof.name == path.stem
     assert profile_from_json(json.loads(json.dumps(prof.to_json()))) == prof
 
@@ -46,7 +46,7 @@ def test_schema_is_a_valid_schema():
 
 
 def test_trace_profile_reads_the_csv():
-    prof = load_profile(ROOT / "loadprofiles" / "trace.yaml")
+    prof = read_load_profile(ROOT / "loadprofiles" / "trace.yaml")
     values = prof.segments[0].params["values"]
     assert len(values) == prof.total == 296
     assert values[0] == pytest.approx(2.5)  # 5.0 at scale 0.5, held for 5 s
@@ -57,7 +57,7 @@ def _error(doc, tmp_path: Path, name: str = "bad.yaml") -> UserError:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
     with pytest.raises(UserError) as exc:
-        load_profile(path)
+        read_load_profile(path)
     assert "\n" not in str(exc.value)
     assert str(exc.value).startswith(str(path))
     return exc.value

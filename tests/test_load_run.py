@@ -231,7 +231,7 @@ def test_plain_locust_plays_a_profile_with_the_host_header(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "segments:\n  - {shape: constant, duration: 2s, rate: 15}\n"
         "  - {shape: constant, duration: 1s, concurrency: 1}\n")
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadprofiles" / "locustfile.py"),
+    cmd = [sys.executable, "-m", "locust", "-f", str(runner.LOCUSTFILE),
            "--headless", "--only-summary", "--host", f"http://127.0.0.1:{httpd.server_port}",
            "--load-profile", "p.yaml", "--records", "rec.csv",
            "--host-header", "linear-predictor.demo.example.com"]
@@ -256,7 +256,7 @@ def test_plain_locust_plays_a_profile_with_the_host_header(tmp_path):
 def test_a_run_that_does_not_end_is_killed_at_its_bound(tmp_path, monkeypatch):
     never_ends = tmp_path / "never_ends.py"
     never_ends.write_text(
-        f"exec(open({str(ROOT / 'loadprofiles' / 'locustfile.py')!r}).read())\n"
+        f"exec(open({str(runner.LOCUSTFILE)!r}).read())\n"
         "ProfileShape.tick = lambda self: (1, 10.0)\n")
     monkeypatch.setattr(runner, "START_ALLOWANCE", 4.0)
     monkeypatch.setattr(runner, "DRAIN_MARGIN", 0.0)

@@ -67,9 +67,9 @@ def test_trace_levels(tmp_path):
     (tmp_path / "t.csv").write_text("second,value\n0,4\n3,10\n5,1\n")
     (tmp_path / "p.yaml").write_text(
         "segments:\n  - {shape: trace, concurrency: {file: t.csv, scale: 2}}\n")
-    from harness.load.profile import load_profile
+    from harness.load.profile import read_load_profile
 
-    prof = load_profile(tmp_path / "p.yaml")
+    prof = read_load_profile(tmp_path / "p.yaml")
     seg = prof.segments[0]
     assert prof.total == 6
     assert [level(seg, t) for t in range(6)] == [8, 8, 8, 20, 20, 2]

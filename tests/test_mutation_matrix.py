@@ -3,9 +3,9 @@ then (a check that no mutation fails is a defect).
 
 Fast part (``make test``): the registry, its hooks and the cluster wiring. Live part
 (``make mutation-matrix``, ``MUTATION_MATRIX=1``): records every configuration on a fresh
-emulated cluster (:mod:`harness.emulator.matrix`) and checks the matrix; with
+emulated cluster (:mod:`harness.matrix`) and checks the matrix; with
 ``MUTATION_MATRIX_RECORD=DIR`` it also writes the recordings there
-(:meth:`harness.emulator.matrix.Run.save`, replayable with ``Run.load``;
+(:meth:`harness.matrix.scenarios.Run.save`, replayable with ``Run.load``;
 ``tests/test_mutation_matrix_replay.py`` replays the committed set), and
 ``MUTATION_MATRIX_ONLY=a,b`` records only those configurations.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator import matrix
 from harness.emulator.mutations import MUTATIONS, Mutations, check_names, known
 from harness.errors import UserError
+from harness.matrix import evaluation, scenarios
 from harness.params import KPAParams
 
 CONFIGS = ["baseline", *sorted(MUTATIONS)]
@@ -28,7 +28,7 @@ LIVE = os.environ.get("MUTATION_MATRIX") == "1"
 
 
 def assert_matrix_row(config: str, verdicts: dict[str, object]) -> None:
-    want = matrix.expected(config)
+    want = evaluation.expected(config)
     wrong = {c: f"{v.status} ({v.why[:120]})" for c, v in verdicts.items()  # type: ignore[attr-defined]
              if v.status not in want[c]}  # type: ignore[attr-defined]
     assert not wrong, f"{config}: {wrong}"
@@ -36,7 +36,7 @@ def assert_matrix_row(config: str, verdicts: dict[str, object]) -> None:
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return matrix.write_profile(tmp_path_factory.mktemp("profile"))
+    return scenarios.write_profile(tmp_path_factory.mktemp("profile"))
 
 
 # ---------------------------------------------------------------- registry and hooks
@@ -44,9 +44,9 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_check_is_the_target_of_at_least_one_mutation() -> None:
     targets = {m.check for m in MUTATIONS.values()}
-    assert targets == set(matrix.CHECKS)
-    assert set(matrix.CHECKS) == {c for cs in matrix.SCENARIO_CHECKS.values() for c in cs} | {
-        "configuration"}
+    assert targets == set(evaluation.CHECKS)
+    fed = {c for cs in evaluation.SCENARIO_CHECKS.values() for c in cs}
+    assert set(evaluation.CHECKS) == fed | {"configuration"}
 
 
 def test_unknown_mutation_is_one_line_listing_the_known_ones() -> None:
@@ -96,7 +96,7 @@ def test_config_drop_and_placement_hooks() -> None:
 
 
 def test_local_cluster_wires_the_hooks_without_starting() -> None:
-    from harness.emulator.cluster import LocalCluster
+    from harness.emulator.local_cluster import LocalCluster
 
     c = LocalCluster(profile="fast", mutations=["drop-requests", "ignore-affinity",
                                                 "config-drift"])
@@ -123,14 +123,14 @@ def test_live_matrix(profile: Path) -> None:
     only = [c for c in os.environ.get("MUTATION_MATRIX_ONLY", "").split(",") if c]
     for config in only or CONFIGS:
         t0 = time.monotonic()
-        run = matrix.record([] if config == "baseline" else [config])
+        run = scenarios.record([] if config == "baseline" else [config])
         if save:
             run.save(Path(save) / f"{config}.json.gz")
-        rows[config] = verdicts = matrix.run_checks(run, profile)
+        rows[config] = verdicts = evaluation.run_checks(run, profile)
         print(f"{config}: {time.monotonic() - t0:.0f} s", flush=True)
         try:
             assert_matrix_row(config, verdicts)
         except AssertionError as exc:
             problems.append(str(exc))
-    print("\n" + matrix.table(rows))
+    print("\n" + evaluation.table(rows))
     assert not problems, "\n".join(problems)

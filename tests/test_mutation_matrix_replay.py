@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator import matrix
 from harness.emulator.mutations import MUTATIONS
+from harness.matrix import evaluation, scenarios
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matrix"
 CONFIGS = ["baseline", *sorted(MUTATIONS)]
@@ -19,12 +19,12 @@ CONFIGS = ["baseline", *sorted(MUTATIONS)]
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return matrix.write_profile(tmp_path_factory.mktemp("profile"))
+    return scenarios.write_profile(tmp_path_factory.mktemp("profile"))
 
 
 @pytest.fixture(scope="module")
 def verdicts(profile: Path) -> dict[str, dict[str, object]]:
-    return {c: matrix.run_checks(matrix.Run.load(FIXTURES / f"{c}.json.gz"), profile)
+    return {c: evaluation.run_checks(scenarios.Run.load(FIXTURES / f"{c}.json.gz"), profile)
             for c in CONFIGS}
 
 
@@ -36,21 +36,21 @@ def test_every_configuration_has_a_recording() -> None:
 
 def test_recordings_are_what_they_say() -> None:
     for config in CONFIGS:
-        run = matrix.Run.load(FIXTURES / f"{config}.json.gz")
+        run = scenarios.Run.load(FIXTURES / f"{config}.json.gz")
         assert run.mutations == ([] if config == "baseline" else [config])
-        assert set(run.timelines) == set(matrix.SCENARIO_CHECKS)
+        assert set(run.timelines) == set(evaluation.SCENARIO_CHECKS)
 
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_replayed_matrix_row(config: str, verdicts: dict[str, dict[str, object]]) -> None:
     got = verdicts[config]
-    want = matrix.expected(config)
+    want = evaluation.expected(config)
     wrong = {c: f"{v.status}: {v.why[:160]}" for c, v in got.items()  # type: ignore[attr-defined]
              if v.status not in want[c]}  # type: ignore[attr-defined]
-    assert not wrong, f"{config}\n{matrix.table({config: got})}\n{wrong}"
+    assert not wrong, f"{config}\n{evaluation.table({config: got})}\n{wrong}"
 
 
 def test_every_check_fails_under_some_mutation(verdicts: dict[str, dict[str, object]]) -> None:
     failed = {c for config, row in verdicts.items() if config != "baseline"
               for c, v in row.items() if v.status == "fail"}  # type: ignore[attr-defined]
-    assert failed == set(matrix.CHECKS), matrix.table(verdicts)
+    assert failed == set(evaluation.CHECKS), evaluation.table(verdicts)

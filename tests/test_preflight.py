@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.local_cluster import LocalCluster
 from harness.prerequisites import FEATURES
-from harness.suite.cluster import open_cluster
 from harness.suite.preflight import run_preflight, suites_using
+from harness.suite.target import open_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NODESELECTOR_SUITES = ("autoscaling, cold_start, configuration, no_request_lost, panic, "
@@ -144,7 +144,7 @@ def test_a_suite_that_cannot_run_is_skipped_with_the_line_and_the_others_run(
                       observability={"metrics-protocol": "none"}) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         res = pytester.runpytest_subprocess(
-            "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "--cluster", "current",
+            "-p", "harness.suite.plugin", "-p", "no:cacheprovider", "--cluster", "current",
             "--kubeconfig", str(kubeconfig), "--allowed-contexts", "harness-local",
             "--report-dir", str(tmp_path / "reports"), "--run-id", "01010000-pfl1", "-rs",
             timeout=150)

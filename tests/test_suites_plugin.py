@@ -1,4 +1,4 @@
-"""The conformance suites' pytest plugin (:mod:`harness.pytest_plugin`), run with pytester:
+"""The conformance suites' pytest plugin (:mod:`harness.suite.plugin`), run with pytester:
 markers skipped unless selected, option errors, and on an in-process emulator the
 per-test namespace (labelled, deleted, kept on failure when asked), a deployed
 InferenceService with its recorded timeline, verdicts attached to the run report, and a
@@ -12,7 +12,7 @@ import pytest
 
 pytest_plugins = ("pytester",)
 
-PLUGIN = ("-p", "harness.pytest_plugin", "-p", "no:cacheprovider")
+PLUGIN = ("-p", "harness.suite.plugin", "-p", "no:cacheprovider")
 
 MARKED = """
 import pytest

@@ -1,7 +1,7 @@
 """``harness cluster up --local | --kind`` and ``harness cluster down``.
 
 ``up --local`` serves the built-in emulated cluster (Kubernetes API, KServe/Knative/KPA
-controllers, kubelet, ingress; :mod:`harness.emulator.cluster`) on 127.0.0.1, writes
+controllers, kubelet, ingress; :mod:`harness.emulator.local_cluster`) on 127.0.0.1, writes
 a plain-http kubeconfig, prints how to use it and runs until Ctrl-C or ``harness cluster
 down`` (which finds it through a state file holding its pid and url). ``up --kind`` and
 ``down --kind`` create and delete a kind cluster with cert-manager, Knative Serving +
@@ -99,9 +99,9 @@ def _kind(args: argparse.Namespace) -> int:
 
 
 def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
-    from harness.emulator.cluster import profile_config, serve
+    from harness.emulator.api.process import read_state
     from harness.emulator.cluster_config import load_cluster_config
-    from harness.emulator.process import read_state
+    from harness.emulator.local_cluster import profile_config, serve
 
     existing = read_state(state_file)
     if existing is not None and _alive(int(existing.get("pid", 0))):
@@ -159,7 +159,7 @@ def _looks_like_ours(pid: int) -> bool:
 
 
 def _down(state_file: Path) -> int:
-    from harness.emulator.process import read_state
+    from harness.emulator.api.process import read_state
 
     state = read_state(state_file)
     if state is None:

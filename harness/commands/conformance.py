@@ -7,7 +7,7 @@
    P`` as a child process, one emulated cluster shared by every suite; ``kind`` and
    ``current`` connect to an existing cluster (``current`` must be on the allow-list),
    checked before anything runs.
-3. Suites: ``pytest suites/`` with the harness plugin (:mod:`harness.pytest_plugin`),
+3. Suites: ``pytest suites/`` with the harness plugin (:mod:`harness.suite.plugin`),
    ``--workers`` pytest-xdist workers (each suite in its own namespace, so the run takes
    about as long as its longest suite), ``--junitxml`` into the report; anything after
    ``--`` goes to pytest (``-- -k panic``).
@@ -171,7 +171,7 @@ def _allowed(args: argparse.Namespace) -> list[str]:
 def _preflight(args: argparse.Namespace, profile: str, run_id: str) -> None:
     """Connect once before pytest starts: a bad kubeconfig or context, a context not on
     the allow-list, or no ingress address is exit code 2 with one line."""
-    from harness.suite.cluster import open_cluster
+    from harness.suite.target import open_cluster
 
     handle = open_cluster(mode=args.cluster, profile=profile, run_id=run_id,
                           kubeconfig=args.kubeconfig, context=args.kube_context,

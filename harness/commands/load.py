@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.profile import REPO_ROOT, Profile, load_profile
+from harness.load.profile import REPO_ROOT, LoadProfile, read_load_profile
 from harness.load.result import LoadResult
 from harness.load.runner import Progress, run_workers
 from harness.load.runner import run as run_load
@@ -47,13 +47,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
-def resolve_profile(name: str) -> Profile:
+def resolve_profile(name: str) -> LoadProfile:
     path = Path(name)
     if not path.exists() and "/" not in name and not path.suffix:
         candidate = PROFILE_DIR / f"{name}.yaml"
         if candidate.exists():
             path = candidate
-    return load_profile(path if path.exists() else name)
+    return read_load_profile(path if path.exists() else name)
 
 
 def run(args: argparse.Namespace) -> int:

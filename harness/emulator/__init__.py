@@ -1,19 +1,27 @@
-"""Offline Kubernetes API server for runs without a real cluster.
+"""Offline Kubernetes cluster for runs without a real one.
 
-An in-memory object store (:class:`Store`) with the official client's wire surface on top
-(``apiserver.py``), started in-process (:class:`Emulator`) or as a child process
-(:class:`ChildEmulator`). Controllers that stand in for KServe, Knative and the kubelet use
-the store directly; the harness talks to it over HTTP like to any cluster.
+Three parts:
+
+* :mod:`harness.emulator.api`: the API server. An in-memory object store (:class:`Store`)
+  with the official client's wire surface on top (``api/apiserver.py``), started
+  in-process (:class:`Emulator`) or as a child process (:class:`ChildEmulator`).
+* :mod:`harness.emulator.controllers`: stand-ins for KServe, Knative, the KPA, the
+  Deployment controller, the scheduler and the kubelet; they use the store directly.
+* :mod:`harness.emulator.dataplane`: the ingress, the activator's buffer, queue-proxy's
+  concurrency metering and the autoscaler's metrics endpoint.
+
+:class:`~harness.emulator.local_cluster.LocalCluster` starts all three as one; the
+harness talks to it over HTTP like to any cluster.
 """
 
-from harness.emulator.apiserver import ServerSettings, build_app
+from harness.emulator.api.apiserver import ServerSettings, build_app
+from harness.emulator.api.faults import Faults
+from harness.emulator.api.process import ChildEmulator, Emulator
+from harness.emulator.api.registry import BUILTIN_RESOURCES, Registry, ResourceType
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import Watch, WatchEvent
 from harness.emulator.cluster_config import ClusterConfig, NodeSpec, load_cluster_config
-from harness.emulator.faults import Faults
-from harness.emulator.process import ChildEmulator, Emulator
-from harness.emulator.resources import BUILTIN_RESOURCES, Registry, ResourceType
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
-from harness.emulator.watch import Watch, WatchEvent
 
 __all__ = [
     "BUILTIN_RESOURCES",

@@ -1,12 +1,12 @@
 """``python -m harness.emulator``: serve the emulated API server in the foreground
-(the child process of :class:`~harness.emulator.process.ChildEmulator`)."""
+(the child process of :class:`~harness.emulator.api.process.ChildEmulator`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from harness.emulator.process import serve
+from harness.emulator.api.process import serve
 
 
 def main(argv: list[str] | None = None) -> int:

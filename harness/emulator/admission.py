@@ -11,16 +11,16 @@ and joined by ", "), wrapped by the webhook and the API server::
     admission webhook "validation.webhook.serving.knative.dev" denied the request:
     validation failed: must not set the field(s): spec.template.spec.nodeSelector
 
-as a 400 BadRequest. :func:`install` registers it on a :class:`~harness.emulator.store.Store`.
+as a 400 BadRequest. :func:`install` registers it on a :class:`~harness.emulator.api.store.Store`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.emulator.resources import KNATIVE, ResourceType
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
+from harness.emulator.api.registry import KNATIVE, ResourceType
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
 from harness.prerequisites import flag_allows
 
 WEBHOOK = "validation.webhook.serving.knative.dev"

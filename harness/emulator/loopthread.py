@@ -5,8 +5,8 @@
 :meth:`LoopThread.until_stopped` and tears down in ``finally``. :meth:`LoopThread.start`
 blocks until ``started()`` (or raises ``RuntimeError`` with the failure or a timeout);
 :meth:`LoopThread.stop` sets ``stopping`` from any thread and joins. Both the API
-server (:class:`harness.emulator.process.Emulator`) and the controllers
-(:class:`harness.emulator.cluster.LocalCluster`) run on one of these.
+server (:class:`harness.emulator.api.process.Emulator`) and the controllers
+(:class:`harness.emulator.local_cluster.LocalCluster`) run on one of these.
 """
 
 from __future__ import annotations

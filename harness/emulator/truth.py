@@ -1,7 +1,7 @@
 """The emulated cluster's ground truth: the true instant of each transition, in-process.
 
 The controllers, the kubelet and the ingress append to one :class:`TruthLog` (held by
-:class:`~harness.emulator.cluster.LocalCluster` as ``truth``) at the moment they make a
+:class:`~harness.emulator.local_cluster.LocalCluster` as ``truth``) at the moment they make a
 change, before any watch event or response leaves the process, so what the harness
 measures from outside can be compared with what really happened
 (``benchmarks/measurement_accuracy.py``). Times are ``time.time()`` (epoch seconds), the

@@ -48,7 +48,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def slug(text: str, limit: int) -> str:
+def dns_slug(text: str, limit: int) -> str:
     """``test_panic_entry[fast]`` -> ``test-panic-entry-fast``, at most ``limit`` chars."""
     out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return out[:limit].rstrip("-") or "t"
@@ -57,14 +57,14 @@ def slug(text: str, limit: int) -> str:
 def namespace_name(run_id: str, test: str) -> str:
     """``hx-<run id>-<test slug>``, at most 63 characters."""
     head = f"{NAMESPACE_PREFIX}{check_run_id(run_id)}-"
-    return head + slug(test, MAX_NAME - len(head))
+    return head + dns_slug(test, MAX_NAME - len(head))
 
 
 def create_namespace(kube: Kube, run_id: str, test: str,
                      extra_labels: dict[str, str] | None = None) -> str:
     """Create the run namespace for ``test`` (guarded), own it, return its name."""
     name = namespace_name(run_id, test)
-    labels = {RUN_LABEL: run_id, TEST_LABEL: slug(test, 63), MANAGED_BY_LABEL: MANAGED_BY,
+    labels = {RUN_LABEL: run_id, TEST_LABEL: dns_slug(test, 63), MANAGED_BY_LABEL: MANAGED_BY,
               **(extra_labels or {})}
     body = {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": labels}}

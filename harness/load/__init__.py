@@ -2,7 +2,7 @@
 
 ``run(profile, target_url, host_header, out_dir) -> LoadResult`` is the entry point
 (:mod:`harness.load.runner`). Locust itself is only ever imported in a child process
-(``loadprofiles/locustfile.py``); importing this package never imports Locust or gevent.
+(``harness/load/child/locustfile.py``); importing this package never imports Locust or gevent.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.load.profile import Profile, load_profile
+    from harness.load.profile import LoadProfile, read_load_profile
     from harness.load.result import LoadResult
     from harness.load.runner import run
 
-__all__ = ["LoadResult", "Profile", "load_profile", "run"]
+__all__ = ["LoadProfile", "LoadResult", "read_load_profile", "run"]
 
 _WHERE = {
-    "Profile": "harness.load.profile",
-    "load_profile": "harness.load.profile",
+    "LoadProfile": "harness.load.profile",
+    "read_load_profile": "harness.load.profile",
     "LoadResult": "harness.load.result",
     "run": "harness.load.runner",
 }

@@ -39,7 +39,7 @@ DEFAULT_SPAWN_RATE = 1000.0
 
 
 @dataclass(frozen=True)
-class Segment:
+class LoadSegment:
     """One part of a profile; times in seconds from the segment's start.
 
     ``params`` holds the shape's numbers (durations already in seconds); for ``trace`` it
@@ -54,11 +54,11 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Profile:
+class LoadProfile:
     """A validated load profile."""
 
     name: str
-    segments: tuple[Segment, ...]
+    segments: tuple[LoadSegment, ...]
     protocol: str = "v1"
     model: str = ""  # "" = the InferenceService's name (from the Host header)
     instances: tuple[tuple[float, ...], ...] = DEFAULT_INSTANCES
@@ -107,9 +107,9 @@ class Profile:
         }
 
 
-def profile_from_json(data: Mapping[str, Any]) -> Profile:
-    """Inverse of :meth:`Profile.to_json` (no validation: the data came from a Profile)."""
-    return Profile(
+def profile_from_json(data: Mapping[str, Any]) -> LoadProfile:
+    """Inverse of :meth:`LoadProfile.to_json` (no validation: the data came from a LoadProfile)."""
+    return LoadProfile(
         name=data["name"],
         description=data.get("description", ""),
         source=data.get("source", ""),
@@ -120,7 +120,7 @@ def profile_from_json(data: Mapping[str, Any]) -> Profile:
         timeout=float(data["timeout"]),
         spawn_rate=float(data["spawn_rate"]),
         segments=tuple(
-            Segment(
+            LoadSegment(
                 shape=s["shape"], mode=s["mode"], duration=float(s["duration"]),
                 params={k: tuple(v) if isinstance(v, list) else v for k, v in s["params"].items()},
                 note=s.get("note", ""),
@@ -135,7 +135,7 @@ def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def load_profile(path: str | Path) -> Profile:
+def read_load_profile(path: str | Path) -> LoadProfile:
     """Read, validate and resolve a profile file (YAML or JSON); UserError on any problem."""
     p = Path(path)
     where = str(path)
@@ -157,7 +157,7 @@ def load_profile(path: str | Path) -> Profile:
 def parse_profile(
     doc: Any, *, where: str = "<profile>", base_dir: Path | None = None,
     default_name: str = "profile",
-) -> Profile:
+) -> LoadProfile:
     """Validate a profile document already parsed from YAML/JSON."""
     if not isinstance(doc, dict):
         raise UserError("a profile must be a mapping with a 'segments' list", where=where)
@@ -174,7 +174,7 @@ def parse_profile(
     segments = tuple(
         _segment(raw, i, where, base_dir or Path.cwd()) for i, raw in enumerate(doc["segments"])
     )
-    return Profile(
+    return LoadProfile(
         name=str(doc.get("name") or default_name),
         description=str(doc.get("description", "")).strip(),
         source=where,
@@ -199,7 +199,7 @@ def _duration(value: Any, where: str, key: str) -> float:
     return seconds
 
 
-def _segment(raw: Mapping[str, Any], i: int, where: str, base_dir: Path) -> Segment:
+def _segment(raw: Mapping[str, Any], i: int, where: str, base_dir: Path) -> LoadSegment:
     key = f"segments[{i}]"
     shape = raw["shape"]
     mode = "idle" if shape == "idle" else ("concurrency" if "concurrency" in raw else "rate")
@@ -245,7 +245,7 @@ def _segment(raw: Mapping[str, Any], i: int, where: str, base_dir: Path) -> Segm
         params["values"] = values
     if mode == "concurrency":
         _check_whole_users(shape, params, where, lkey)
-    return Segment(shape=shape, mode=mode, duration=duration, params=params,
+    return LoadSegment(shape=shape, mode=mode, duration=duration, params=params,
                    note=str(raw.get("note", "")))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.load.profile import Profile
+from harness.load.profile import LoadProfile
 from harness.load.records import read_records
 
 
@@ -23,7 +23,7 @@ class LoadResult:
     what the profile asked (then the service's numbers are not to be trusted).
     """
 
-    profile: Profile
+    profile: LoadProfile
     target_url: str
     out_dir: Path
     records_path: Path

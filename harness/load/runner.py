@@ -3,7 +3,7 @@
 The harness process never imports Locust (its gevent monkey-patching must not meet the
 Kubernetes watches or pytest). :func:`run` validates the profile (a bad file raises
 :class:`~harness.errors.UserError` before any process starts), then starts
-``python -m locust -f loadprofiles/locustfile.py --headless ...`` in its own process
+``python -m locust -f harness/load/child/locustfile.py --headless ...`` in its own process
 group: one process, or with ``workers=N`` a master and N worker processes on this
 machine (more may join from other machines, see :func:`run_workers`). It watches the
 status and records files for the progress line, kills every child it started if the run
@@ -31,15 +31,15 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from harness.errors import UserError
-from harness.load.profile import REPO_ROOT, Profile, load_profile
+from harness.load.profile import LoadProfile, read_load_profile
 from harness.load.records import NOT_SENT, RecordTail, read_records
 from harness.load.result import LoadResult
 from harness.load.stats import per_second, summarize, verdict
 
-LOCUSTFILE = REPO_ROOT / "loadprofiles" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "child" / "locustfile.py"
 RESOLVED_SUFFIX = ".resolved.json"  # the locustfile reads such a file without re-validating
 START_ALLOWANCE = 30.0  # seconds for Locust to start and the workers to connect
-DRAIN_MARGIN = 5.0  # as in harness.load.control
+DRAIN_MARGIN = 5.0  # as in harness.load.child.control
 BOUND_MARGIN = 5.0  # seconds past the drain deadline before the children are killed
 KILL_GRACE = 5.0
 
@@ -138,7 +138,7 @@ def _locust(locustfile: Path, python: str) -> list[str]:
 
 
 def run(
-    profile: str | Path | Profile,
+    profile: str | Path | LoadProfile,
     target_url: str,
     host_header: str | None = None,
     out_dir: str | Path | None = None,
@@ -158,7 +158,7 @@ def run(
     (``HOST:PORT``) opens the master to workers on other machines and ``expect_workers``
     says how many of those to wait for. ``progress`` is called about once a second.
     """
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = profile if isinstance(profile, LoadProfile) else read_load_profile(profile)
     url = _check_url(target_url)
     if workers < 0 or expect_workers < 0:
         raise UserError("must not be negative", key="--workers")
@@ -216,7 +216,7 @@ def run(
 
 
 def _watch(
-    main: subprocess.Popen, records: Path, status: Path, prof: Profile, deadline: float,
+    main: subprocess.Popen, records: Path, status: Path, prof: LoadProfile, deadline: float,
     progress: Callable[[Progress], None] | None,
 ) -> bool:
     """Wait for the main Locust process; report progress. False if the deadline passed."""
@@ -279,7 +279,7 @@ class _LineTail:
 
 
 def _result(
-    prof: Profile, url: str, out: Path, records: Path, status: Path, exit_code: int | None,
+    prof: LoadProfile, url: str, out: Path, records: Path, status: Path, exit_code: int | None,
     timed_out: bool, wall: float, workers: int,
 ) -> LoadResult:
     lines = _LineTail(status).read_new()
@@ -316,7 +316,7 @@ def run_workers(
     master: str,
     workers: int,
     *,
-    profile: str | Path | Profile | None = None,
+    profile: str | Path | LoadProfile | None = None,
     wait: float = 600.0,
     out_dir: str | Path | None = None,
     locustfile: str | Path = LOCUSTFILE,
@@ -328,8 +328,8 @@ def run_workers(
     host, port = _parse_addr(master, "--master", 5557)
     if workers < 1:
         raise UserError("worker-only mode needs --workers N with N >= 1", key="--workers")
-    prof = (profile if isinstance(profile, Profile)
-            else load_profile(profile) if profile is not None else None)
+    prof = (profile if isinstance(profile, LoadProfile)
+            else read_load_profile(profile) if profile is not None else None)
     out = Path(out_dir) if out_dir is not None else Path("reports") / "load-workers"
     out.mkdir(parents=True, exist_ok=True)
     children = _Children(out.resolve())

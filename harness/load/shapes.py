@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from harness.load.profile import Profile, Segment
+from harness.load.profile import LoadProfile, LoadSegment
 
 GRID = 0.05  # seconds between samples of N(t) for the arrival schedule
 
 
-def level(seg: Segment, t: float) -> float:
+def level(seg: LoadSegment, t: float) -> float:
     """Level of ``seg`` at ``t`` seconds after its start (clamped into the segment)."""
     p = seg.params
     d = seg.duration
@@ -50,7 +50,7 @@ def level(seg: Segment, t: float) -> float:
     raise ValueError(f"unknown shape {seg.shape!r}")
 
 
-def cumulative(seg: Segment, t: float) -> float:
+def cumulative(seg: LoadSegment, t: float) -> float:
     """Integral of :func:`level` from the segment's start to ``t`` (clamped)."""
     p = seg.params
     d = seg.duration
@@ -85,7 +85,7 @@ def cumulative(seg: Segment, t: float) -> float:
     raise ValueError(f"unknown shape {seg.shape!r}")
 
 
-def segment_at(profile: Profile, t: float) -> tuple[int, float] | None:
+def segment_at(profile: LoadProfile, t: float) -> tuple[int, float] | None:
     """Index of the segment playing at ``t`` and the time into it; None after the end."""
     if t < 0:
         return None
@@ -97,7 +97,7 @@ def segment_at(profile: Profile, t: float) -> tuple[int, float] | None:
     return None
 
 
-def target_at(profile: Profile, t: float) -> tuple[str, float] | None:
+def target_at(profile: LoadProfile, t: float) -> tuple[str, float] | None:
     """(mode, level) at ``t``; None once the profile is over."""
     found = segment_at(profile, t)
     if found is None:
@@ -107,7 +107,7 @@ def target_at(profile: Profile, t: float) -> tuple[str, float] | None:
     return seg.mode, level(seg, local)
 
 
-def users_at(profile: Profile, t: float) -> int | None:
+def users_at(profile: LoadProfile, t: float) -> int | None:
     """Closed-loop users wanted at ``t`` (0 in rate and idle segments); None after the end."""
     found = target_at(profile, t)
     if found is None:
@@ -116,7 +116,7 @@ def users_at(profile: Profile, t: float) -> int | None:
     return int(math.floor(value + 0.5)) if mode == "concurrency" else 0
 
 
-def arrivals_integral(profile: Profile, t: float) -> float:
+def arrivals_integral(profile: LoadProfile, t: float) -> float:
     """N(t): open-loop arrivals the profile asks for from its start up to ``t``."""
     total, start = 0.0, 0.0
     for seg in profile.segments:
@@ -128,13 +128,13 @@ def arrivals_integral(profile: Profile, t: float) -> float:
     return total
 
 
-def arrivals_before(profile: Profile, t: float) -> int:
+def arrivals_before(profile: LoadProfile, t: float) -> int:
     """Arrivals due in ``[0, t)``: those ``k`` with ``k + 0.5 < N(t)`` (an arrival due exactly
     at ``t`` belongs to what follows)."""
     return max(0, math.ceil(arrivals_integral(profile, t) - 0.5 - 1e-9))
 
 
-def arrival_times(profile: Profile, index: int = 0, stride: int = 1) -> Iterator[float]:
+def arrival_times(profile: LoadProfile, index: int = 0, stride: int = 1) -> Iterator[float]:
     """Due times (seconds from the start) of arrivals ``index``, ``index + stride``, ...
 
     With ``stride`` load processes each taking its own ``index``, together they send every
@@ -158,7 +158,7 @@ def arrival_times(profile: Profile, index: int = 0, stride: int = 1) -> Iterator
         k += stride
 
 
-def offered_per_second(profile: Profile) -> list[tuple[int, str, float]]:
+def offered_per_second(profile: LoadProfile) -> list[tuple[int, str, float]]:
     """For each whole second: (second, mode, offered), where offered is the users asked for
     (concurrency), the arrivals scheduled in it (rate), or 0 (idle)."""
     out: list[tuple[int, str, float]] = []

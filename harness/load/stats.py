@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.load.profile import Profile
+from harness.load.profile import LoadProfile
 from harness.load.records import NOT_SENT
 from harness.load.shapes import offered_per_second
 
@@ -32,7 +32,7 @@ LAG_LIMIT = 0.100  # seconds: p99 of (sent - due) for open-loop arrivals
 
 
 @dataclass(frozen=True)
-class Verdict:
+class LoadVerdict:
     kept_up: bool
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
@@ -59,7 +59,7 @@ def concurrency_per_second(starts: np.ndarray, ends: np.ndarray, seconds: np.nda
     return integral(seconds + 1.0) - integral(seconds)
 
 
-def per_second(records: pd.DataFrame, profile: Profile, origin: float) -> pd.DataFrame:
+def per_second(records: pd.DataFrame, profile: LoadProfile, origin: float) -> pd.DataFrame:
     """One row per whole second of the profile; see the module docstring."""
     plan = offered_per_second(profile)
     secs = np.array([s for s, _, _ in plan], dtype=float)
@@ -153,7 +153,7 @@ def verdict(
     cpu_max: float = 0.0,
     drained: bool = True,
     exit_code: int = 0,
-) -> Verdict:
+) -> LoadVerdict:
     """Did the load generator produce what the profile asked for?"""
     reasons: list[str] = []
     if summary["not_sent"]:
@@ -185,4 +185,4 @@ def verdict(
         reasons.append("run stopped before every request was answered")
     if exit_code not in (0, None):
         reasons.append(f"Locust exited with code {exit_code}")
-    return Verdict(kept_up=not reasons, reasons=tuple(reasons))
+    return LoadVerdict(kept_up=not reasons, reasons=tuple(reasons))

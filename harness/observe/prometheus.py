@@ -34,7 +34,7 @@ _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,
 _ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
-class ParseError(ValueError):
+class MetricsParseError(ValueError):
     """A line that is not Prometheus text format."""
 
 
@@ -60,7 +60,7 @@ def parse_line(line: str) -> Sample | None:
         return None
     m = _NAME.match(line)
     if not m:
-        raise ParseError(f"no metric name in {line!r}")
+        raise MetricsParseError(f"no metric name in {line!r}")
     name, pos = m.group(0), m.end()
     labels: dict[str, str] = {}
     if pos < len(line) and line[pos] == "{":
@@ -73,22 +73,22 @@ def parse_line(line: str) -> Sample | None:
                 break
             lm = _LABEL.match(line, pos)
             if not lm:
-                raise ParseError(f"bad labels in {line!r}")
+                raise MetricsParseError(f"bad labels in {line!r}")
             labels[lm.group(1)] = _unescape(lm.group(2))
             pos = lm.end()
             if not lm.group(3):
                 if pos < len(line) and line[pos] == "}":
                     pos += 1
                     break
-                raise ParseError(f"unterminated labels in {line!r}")
+                raise MetricsParseError(f"unterminated labels in {line!r}")
     rest = line[pos:].split()
     if not rest or len(rest) > 2:
-        raise ParseError(f"expected a value (and a timestamp) in {line!r}")
+        raise MetricsParseError(f"expected a value (and a timestamp) in {line!r}")
     try:
         value = _number(rest[0])
         ts = int(rest[1]) if len(rest) == 2 else None
     except ValueError:
-        raise ParseError(f"bad number in {line!r}") from None
+        raise MetricsParseError(f"bad number in {line!r}") from None
     return Sample(name, labels, value, ts)
 
 

@@ -1,4 +1,4 @@
-"""Machinery behind the conformance suites' pytest plugin (:mod:`harness.pytest_plugin`).
+"""Machinery behind the conformance suites' pytest plugin (:mod:`harness.suite.plugin`).
 
 * :mod:`.cluster`: the session's cluster (start the emulator, or connect to kind or the
   current context through :mod:`harness.kube` with the safety guard);

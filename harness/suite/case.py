@@ -7,7 +7,7 @@ request records, ``timeline`` records the namespace and builds frames, and
 :meth:`CaseData.attach` adds verdicts. At the end of the test, :meth:`CaseData.save`
 pickles a :class:`harness.report.Case` into ``<run dir>/.parts/`` (also on failure, so
 the report shows what a failed check saw); the controlling pytest process turns every
-part into the report (:mod:`harness.suite.report`). Pickles, because xdist workers are
+part into the report (:mod:`harness.suite.session_end`). Pickles, because xdist workers are
 separate processes and the frames are DataFrames.
 """
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from harness.observe.frames import Frames
     from harness.observe.recorder import Recorder, Recording
     from harness.resolve import Resolved
-    from harness.suite.cluster import ClusterHandle
+    from harness.suite.target import ClusterHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ISVC_DIR = REPO_ROOT / "fixtures" / "isvc"

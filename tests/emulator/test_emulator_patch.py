@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness.emulator.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from harness.emulator.api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 
 POD: dict[str, Any] = {
     "metadata": {"labels": {"a": "1"}, "finalizers": ["x"]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.emulator.selectors import (
+from harness.emulator.api.selectors import (
     SelectorError,
     label_selector_from_object,
     parse_field_selector,

@@ -8,9 +8,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from harness.emulator.api.store import Store
 from harness.emulator.controllers.kpa import KPAController
-from harness.emulator.metrics import render
-from harness.emulator.store import Store
+from harness.emulator.dataplane.metrics import render
 
 PA = "autoscaling.internal.knative.dev/podautoscalers"
 REV = "demo-predictor-00001"

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.emulator.api.store import Store
 from harness.emulator.controllers.kubelet import PORT_ANNOTATION, Kubelet
-from harness.emulator.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

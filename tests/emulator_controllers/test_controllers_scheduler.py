@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.emulator.api.process import populate
+from harness.emulator.api.store import Store
 from harness.emulator.cluster_config import load_cluster_config
 from harness.emulator.controllers.deployments import DeploymentController
 from harness.emulator.controllers.knative import KnativeController
@@ -24,8 +26,6 @@ from harness.emulator.controllers.scheduler import (
     tolerates,
     usage_by_node,
 )
-from harness.emulator.process import populate
-from harness.emulator.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_ISVC = ROOT / "fixtures" / "isvc" / "gpu-rtx5000.yaml"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from harness.emulator.cluster import LocalCluster
 from harness.emulator.controllers.storage import StorageError, fetch
+from harness.emulator.local_cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "fixtures" / "modelserver" / "model" / "model.json"

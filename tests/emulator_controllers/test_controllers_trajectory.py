@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.local_cluster import LocalCluster
 from harness.kpa import simulate
 from harness.params import TICK_INTERVAL
 

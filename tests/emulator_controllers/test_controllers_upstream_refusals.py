@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from harness.emulator.admission import install as install_webhook
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
 from harness.emulator.controllers.runtimes import (
     CLUSTER_SERVING_RUNTIMES,
     SERVING_RUNTIMES,
@@ -37,8 +38,7 @@ from harness.emulator.controllers.runtimes import (
     select_runtime,
     supporting_runtimes,
 )
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
+from harness.emulator.local_cluster import LocalCluster
 from harness.prerequisites import FEATURES, cluster_serving_runtime
 
 ROOT = Path(__file__).resolve().parents[2]

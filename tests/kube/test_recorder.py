@@ -19,7 +19,7 @@ import pytest
 
 from harness.emulator import Emulator
 from harness.kube.client import Kube
-from harness.observe.prometheus import ParseError, panic_gauges, parse
+from harness.observe.prometheus import MetricsParseError, panic_gauges, parse
 from harness.observe.recorder import Recorder, read_jsonl
 
 REV = "sk-predictor-00001"
@@ -164,7 +164,7 @@ def test_prometheus_text_parses_labels_escapes_and_specials() -> None:
     assert samples[2].labels["msg"] == 'a "q" \\ b\nc' and math.isnan(samples[2].value)
     assert samples[3].value == math.inf
     assert panic_gauges(samples, "ns") == {("ns", "r-1"): 1.0, ("ns", "r-2"): 0.0}
-    with pytest.raises(ParseError):
+    with pytest.raises(MetricsParseError):
         parse('broken{a="1" 2\n')
 
 
@@ -195,7 +195,7 @@ def test_a_prometheus_endpoint_that_is_not_the_autoscalers_is_not_taken(
 def test_the_run_summary_says_once_that_panic_was_inferred(tmp_path: Path) -> None:
     from harness.observe.frames import build_frames
     from harness.report.bundle import Case
-    from harness.suite.report import PARTS, finish_report
+    from harness.suite.session_end import PARTS, finish_report
 
     parts = tmp_path / PARTS
     parts.mkdir()

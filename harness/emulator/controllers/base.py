@@ -15,9 +15,9 @@ import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store, rfc3339
-from harness.emulator.watch import WatchEvent
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store, rfc3339
+from harness.emulator.api.subscriptions import WatchEvent
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import json
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller, cond_status, condition, owner_ref
-from harness.emulator.watch import WatchEvent
 
 
 def template_hash(template: dict[str, Any]) -> str:

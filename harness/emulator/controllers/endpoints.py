@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller
 from harness.emulator.controllers.deployments import pod_ready
 from harness.emulator.controllers.kubelet import PORT_ANNOTATION
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 
 REVISION = "serving.knative.dev/revisions"
 REVISION_LABEL = "serving.knative.dev/revision"

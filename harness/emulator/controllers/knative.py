@@ -16,6 +16,8 @@ import copy
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import (
     Controller,
     apply,
@@ -24,8 +26,6 @@ from harness.emulator.controllers.base import (
     owner_ref,
     set_status,
 )
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 
 KSVC = "serving.knative.dev/services"
 CONFIG = "serving.knative.dev/configurations"

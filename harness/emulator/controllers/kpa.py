@@ -36,10 +36,10 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller, condition, set_status
 from harness.emulator.controllers.deployments import pod_ready
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 from harness.errors import UserError
 from harness.kpa.collector import Collection
 from harness.kpa.decider import Decider, ScaleResult, initial_ebc

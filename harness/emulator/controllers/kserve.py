@@ -37,6 +37,9 @@ import copy
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import (
     Controller,
     apply,
@@ -54,9 +57,6 @@ from harness.emulator.controllers.runtimes import (
     select_runtime,
 )
 from harness.emulator.controllers.scheduler import record_event
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 
 ISVC = "serving.kserve.io/inferenceservices"
 KSVC = "serving.knative.dev/services"

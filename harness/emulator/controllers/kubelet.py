@@ -41,13 +41,13 @@ from typing import Any
 
 import httpx
 
+from harness.emulator.api.status import ApiError
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.cluster_config import ROOT
 from harness.emulator.controllers.base import Controller, condition, now_rfc3339
 from harness.emulator.controllers.scheduler import record_event
 from harness.emulator.controllers.storage import StorageError, fetch
-from harness.emulator.status import ApiError
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 
 log = logging.getLogger(__name__)
 

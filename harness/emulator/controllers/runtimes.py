@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.emulator.store import Store
+from harness.emulator.api.store import Store
 
 SERVING_RUNTIMES = "serving.kserve.io/servingruntimes"
 CLUSTER_SERVING_RUNTIMES = "serving.kserve.io/clusterservingruntimes"

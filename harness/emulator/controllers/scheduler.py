@@ -21,9 +21,9 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from harness.emulator.api.store import Store
+from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller, condition, now_rfc3339
-from harness.emulator.store import Store
-from harness.emulator.watch import WatchEvent
 
 log = logging.getLogger(__name__)
 

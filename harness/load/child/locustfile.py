@@ -2,14 +2,14 @@
 
 Used by ``harness load`` (which runs it in a child process) and by plain Locust::
 
-    locust -f loadprofiles/locustfile.py --headless --host http://127.0.0.1:8080 \\
+    locust -f harness/load/child/locustfile.py --headless --host http://127.0.0.1:8080 \\
         --load-profile loadprofiles/step.yaml [--host-header isvc-predictor.ns.example.com] \\
         [--records records.csv] [--status-file status.jsonl] [--model NAME]
 
 With ``--load-profile`` the shape plays the profile: closed-loop segments run that many
 :class:`KServeV1User` or :class:`KServeV2User` users (one request in flight each, no wait),
 open-loop segments send arrivals on a schedule from greenlets of their own (see
-:mod:`harness.load.openloop`), and the run ends once every request was answered. Without
+:mod:`harness.load.child.openloop`), and the run ends once every request was answered. Without
 ``--load-profile`` the usual ``-u/-r/-t`` options apply; pick one user class on the command line.
 Each request sends the ``Host`` header given by ``--host-header`` (Knative routes by it).
 ``--records`` writes one CSV line per request (schema in :mod:`harness.load.records`).
@@ -23,7 +23,7 @@ from typing import Any
 
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 
-from harness.load.control import RunControl
+from harness.load.child.control import RunControl
 from harness.load.shapes import users_at
 
 CONTROL = RunControl()

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import gevent
 from gevent.pool import Pool
 
-from harness.load.profile import Profile
+from harness.load.child.sink import RecordSink
+from harness.load.profile import LoadProfile
 from harness.load.shapes import arrival_times
-from harness.load.sink import RecordSink
 
 
 class ArrivalDispatcher:
@@ -26,7 +26,7 @@ class ArrivalDispatcher:
 
     def __init__(
         self,
-        profile: Profile,
+        profile: LoadProfile,
         origin: float,
         send: Callable[[float], None],
         sink: RecordSink,

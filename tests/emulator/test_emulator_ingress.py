@@ -20,10 +20,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from harness.emulator.concurrency import ConcurrencyMeter
-from harness.emulator.ingress import Ingress
+from harness.emulator.dataplane.concurrency import ConcurrencyMeter
+from harness.emulator.dataplane.ingress import Ingress
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures" / "modelserver"))
 
 from modelserver.local import LocalModelServer  # noqa: E402

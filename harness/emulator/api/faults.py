@@ -3,7 +3,7 @@
 :class:`Faults` holds the knobs the HTTP layer consults on every API request: added latency,
 the share of requests answered 429 (with ``Retry-After``) or 500. The one-shot actions,
 dropping every open watch and compacting the history so resumes get 410, act on the store
-and are on :class:`~harness.emulator.process.Emulator` (``drop_watches()``, ``compact()``).
+and are on :class:`~harness.emulator.api.process.Emulator` (``drop_watches()``, ``compact()``).
 Decisions come from a seeded RNG, so a run with the same seed fails the same requests.
 """
 

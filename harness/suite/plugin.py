@@ -3,7 +3,7 @@ the run report at session end.
 
 Loaded by ``suites/conftest.py`` (``pytest_plugins``), so it is active only where the
 suites are collected, never in the harness's own ``tests/``; elsewhere load it with
-``-p harness.pytest_plugin``. How to run::
+``-p harness.suite.plugin``. How to run::
 
     make conformance                                  # emulator + every suite, fast profile
     harness conformance --profile fast -- -k panic    # the same, only some suites
@@ -19,7 +19,7 @@ emulator inside each pytest process), ``--kubeconfig``, ``--kube-context``,
 ``--profile``, ``--report-dir``, ``--run-id``, ``--keep-on-failure``,
 ``--allowed-contexts``, ``--ingress-url``, ``--slow-after``.
 
-Fixtures: ``cluster`` (session, :class:`~harness.suite.cluster.ClusterHandle`),
+Fixtures: ``cluster`` (session, :class:`~harness.suite.target.ClusterHandle`),
 ``run_id`` (session), ``profile_name``, ``namespace`` (per test ``hx-<run-id>-<test>``,
 labelled, deleted at the end, also on failure and Ctrl-C, unless ``--keep-on-failure``
 and the test failed), ``deploy_isvc(source, patch=..., annotations=...)`` ->
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from harness.load.result import LoadResult
     from harness.observe.frames import Frames
     from harness.suite.case import CaseData, Deployed
-    from harness.suite.cluster import ClusterHandle
+    from harness.suite.target import ClusterHandle
 
 RUN_ID_KEY = "hx_run_id"
 MARKERS = {
@@ -215,7 +215,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput"):
         return  # workers leave parts; the controlling process writes the report
-    from harness.suite import report as rep
+    from harness.suite import session_end as rep
 
     run_dir = run_dir_of(config)
     if not (run_dir / rep.PARTS).exists():
@@ -261,7 +261,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _leak_check(config: pytest.Config, kept: set[str]) -> list[str]:
-    from harness.suite.cluster import open_cluster
+    from harness.suite.target import open_cluster
 
     try:
         handle = open_cluster(mode=config.option.hx_cluster, profile=config.option.hx_profile,
@@ -273,7 +273,7 @@ def _leak_check(config: pytest.Config, kept: set[str]) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - the cluster may be gone
         return [f"leak check impossible: {exc}"]
     try:
-        from harness.suite.report import leak_check
+        from harness.suite.session_end import leak_check
 
         return leak_check(handle.kube, str(config.option.hx_run_id), keep=kept)
     finally:
@@ -304,7 +304,7 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
     """The cluster of ``--cluster`` (started here for local without ``--kubeconfig``)."""
     from harness.errors import UserError
-    from harness.suite.cluster import open_cluster
+    from harness.suite.target import open_cluster
 
     opt = pytestconfig.option
     try:
@@ -332,7 +332,7 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
             pass
     try:
         if handle.local is not None:
-            from harness.suite.report import leak_check
+            from harness.suite.session_end import leak_check
 
             yield handle
             leaks = leak_check(handle.kube, run_id,
@@ -371,7 +371,7 @@ def _preflight(config: pytest.Config, handle: ClusterHandle) -> None:
 
 
 def _kept(config: pytest.Config) -> set[str]:
-    from harness.suite.report import kept_namespaces
+    from harness.suite.session_end import kept_namespaces
 
     return kept_namespaces(run_dir_of(config))
 
@@ -385,7 +385,7 @@ def _hx_case(request: pytest.FixtureRequest, cluster: ClusterHandle, run_id: str
              profile_name: str, tmp_path: Path) -> Iterator[CaseData]:
     from harness.kube.namespaces import create_namespace, delete_namespace
     from harness.suite.case import CaseData
-    from harness.suite.report import note_kept
+    from harness.suite.session_end import note_kept
 
     node = request.node
     test = f"{Path(str(node.path)).stem.removeprefix('test_')}-{node.name.removeprefix('test_')}"

@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from harness.emulator.apiserver import ServerSettings, build_app
+from harness.emulator.api.apiserver import ServerSettings, build_app
+from harness.emulator.api.faults import Faults
+from harness.emulator.api.kubeconfig import write_kubeconfig
+from harness.emulator.api.store import Store, rfc3339
 from harness.emulator.cluster_config import ClusterConfig, load_cluster_config, node_object
-from harness.emulator.faults import Faults
-from harness.emulator.kubeconfig import write_kubeconfig
 from harness.emulator.loopthread import LoopThread
-from harness.emulator.store import Store, rfc3339
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The mutation matrix's scenario: record every check's timeline on one emulated cluster.
 
-:func:`record` starts a :class:`~harness.emulator.cluster.LocalCluster` with the matrix
+:func:`record` starts a :class:`~harness.emulator.local_cluster.LocalCluster` with the matrix
 profile (:data:`PROFILE`: short windows, low rate limits so they bind, initial scale 0,
 a 5 s small-model cold-start claim) and the given mutations, then runs five scenarios at
 once, each in its own namespace with its own recorder (watch events + the autoscaler's
@@ -17,10 +17,9 @@ panic gauge) and open-loop load records:
 * ``gpu``: one request to the GPU InferenceService (node affinity on Quadro_RTX_5000);
 * ``cold``: from zero, a cold request plus a few more, then idle until zero.
 
-:func:`run_checks` turns a :class:`Run` into one :class:`~harness.checks.Verdict` per
-check (:data:`CHECKS`), with the cluster's own ``config-autoscaler`` as the effective
-knobs. A :class:`Run` saves to and loads from one gzipped JSON file, so the matrix can be
-replayed without a cluster (``tests/test_mutation_matrix.py``).
+A :class:`Run` saves to and loads from one gzipped JSON file, so the matrix can be
+replayed without a cluster (``tests/test_mutation_matrix_replay.py``); the checks run on it
+in :mod:`harness.matrix.evaluation`.
 """
 
 from __future__ import annotations
@@ -41,19 +40,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-CHECKS: tuple[str, ...] = (
-    "configuration", "autoscaling-enabled", "panic-entry", "scale-up-rate", "scale-down",
-    "scale-to-zero", "cold-start", "gpu-placement", "no-request-lost")
-"""Every check, in the order of ``harness/checks`` (1-9)."""
-
-SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
-    "panic": ("panic-entry", "scale-up-rate", "autoscaling-enabled"),
-    "scale-rate": ("scale-down", "no-request-lost"),
-    "scale-delay": ("scale-down",),
-    "fixed": ("autoscaling-enabled",),
-    "gpu": ("gpu-placement",),
-    "cold": ("cold-start", "scale-to-zero", "no-request-lost"),
-}
 GPU_CLASS = "Quadro_RTX_5000"
 ROOT = Path(__file__).resolve().parents[2]
 INFER = "/v2/models/{model}/infer"  # the runtime serves the model under the isvc's name
@@ -124,7 +110,7 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 
 @dataclass
-class Timeline:
+class ScenarioRecording:
     """One scenario's recording: watch events, panic gauge samples, load records."""
 
     scenario: str
@@ -156,7 +142,7 @@ class Run:
     config: dict[str, str]
     """The cluster's ``config-autoscaler`` data, read back through the API."""
     nodes: dict[str, dict[str, str]]
-    timelines: dict[str, Timeline]
+    timelines: dict[str, ScenarioRecording]
     truth: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
@@ -179,7 +165,7 @@ class Run:
         tls = {}
         for k, t in doc["timelines"].items():
             recs = pd.DataFrame(t["records"], columns=list(RECORD_COLUMNS))
-            tls[k] = Timeline(t["scenario"], t["namespace"], t["isvc"], t["events"],
+            tls[k] = ScenarioRecording(t["scenario"], t["namespace"], t["isvc"], t["events"],
                               None if t["panic"] is None else [tuple(x) for x in t["panic"]],
                               recs, float(t["end"]))
         return cls(doc["mutations"], doc["config"], doc["nodes"], tls)
@@ -194,79 +180,6 @@ def _slim(event: dict[str, Any]) -> dict[str, Any]:
     (obj.get("metadata") or {}).pop("managedFields", None)
     return {"received": event["received"], "type": event.get("type"),
             "kind": event.get("kind"), "object": obj}
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def _combine(verdicts: list[Any]) -> Any:
-    """One verdict from several scenarios: a failure wins, then a pass, then a skip."""
-    for status in ("fail", "pass"):
-        for v in verdicts:
-            if v.status == status:
-                return v
-    return verdicts[0]
-
-
-def expected(config: str) -> dict[str, tuple[str, ...]]:
-    """Check -> the statuses allowed under ``config`` (``baseline`` or a mutation name):
-    the mutation's target check fails; the baseline passes every check; under a mutation
-    the other checks pass or skip."""
-    from harness.emulator.mutations import MUTATIONS
-
-    target = MUTATIONS[config].check if config in MUTATIONS else None
-    return {c: ("fail",) if c == target else ("pass",) if config == "baseline"
-            else ("pass", "skip") for c in CHECKS}
-
-
-def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """The check x configuration table of verdicts (``!`` marks an unexpected one)."""
-    head = f"{'configuration':20s} " + " ".join(f"{c[:6]:7s}" for c in CHECKS)
-    lines = [head]
-    for config, verdicts in rows.items():
-        want = expected(config)
-        lines.append(f"{config:20s} " + " ".join(
-            f"{verdicts[c].status + ('' if verdicts[c].status in want[c] else '!'):7s}"
-            for c in CHECKS))
-    return "\n".join(lines)
-
-
-def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
-    """Check id -> :class:`~harness.checks.Verdict` for one recorded configuration."""
-    from harness import checks as C
-    from harness.profiles import load_profile
-    from harness.resolve import resolve
-
-    profile = load_profile(profile_path)
-    out: dict[str, list[Any]] = {c: [] for c in CHECKS}
-    out["configuration"].append(C.check_configuration(
-        resolve(profile=profile, configmap=run.config)))
-    for name, tl in run.timelines.items():
-        params = resolve(configmap=run.config, isvc=tl.isvc).params
-        frames = tl.frames()
-        recs = tl.records
-        for check in SCENARIO_CHECKS[name]:
-            if check == "panic-entry":
-                v = C.check_panic(frames, params, recs, expect="burst")
-            elif check == "scale-up-rate":
-                v = C.check_scale_up_rate(frames, params, recs)
-            elif check == "autoscaling-enabled":
-                v = C.check_autoscaling_enabled(frames, params, recs)
-            elif check == "scale-down":
-                v = C.check_scale_down(frames, params, recs)
-            elif check == "no-request-lost":
-                v = C.check_no_request_lost(frames, params, recs)
-            elif check == "scale-to-zero":
-                v = C.check_scale_to_zero(frames, params, recs)
-            elif check == "cold-start":
-                v = C.check_cold_start(frames, params, recs, profile=profile)
-            elif check == "gpu-placement":
-                v = C.check_gpu_placement(frames, params, recs, gpu_class=GPU_CLASS,
-                                          nodes=run.nodes)
-            else:  # pragma: no cover - SCENARIO_CHECKS names only known checks
-                raise ValueError(check)
-            out[check].append(v)
-    return {c: _combine(vs) for c, vs in out.items()}
 
 
 # ---------------------------------------------------------------------------- recording
@@ -339,7 +252,7 @@ class _Driver:
             await asyncio.sleep(step)
         return False
 
-    async def scenario(self, name: str, isvc: dict[str, Any]) -> Timeline:
+    async def scenario(self, name: str, isvc: dict[str, Any]) -> ScenarioRecording:
         import httpx
         from kubernetes import client as k8s
 
@@ -406,7 +319,7 @@ class _Driver:
                     await asyncio.sleep(1.0 if self.pods(ns) == 0 else max(0.0, left))
             finally:
                 recording = rec.stop()
-        return Timeline(name, ns, isvc, recording.events, recording.panic_samples(rev),
+        return ScenarioRecording(name, ns, isvc, recording.events, recording.panic_samples(rev),
                         _frame(rows), recording.end)
 
 
@@ -416,7 +329,7 @@ def record(mutations: Iterable[str] = (), *, scenarios: Iterable[str] | None = N
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
-    from harness.emulator.cluster import LocalCluster
+    from harness.emulator.local_cluster import LocalCluster
 
     names = list(mutations)
     wanted = manifests()
@@ -431,7 +344,7 @@ def record(mutations: Iterable[str] = (), *, scenarios: Iterable[str] | None = N
             try:
                 driver = _Driver(cluster, api)
 
-                async def main() -> list[Timeline]:
+                async def main() -> list[ScenarioRecording]:
                     return list(await asyncio.gather(
                         *(driver.scenario(k, v) for k, v in wanted.items())))
 

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from harness.emulator.resources import ResourceType
-from harness.emulator.selectors import valid_label_key, valid_label_value
-from harness.emulator.status import ApiError, bad_request, invalid
+from harness.emulator.api.registry import ResourceType
+from harness.emulator.api.selectors import valid_label_key, valid_label_value
+from harness.emulator.api.status import ApiError, bad_request, invalid
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -4,7 +4,7 @@ controllers + the ingress + the autoscaler's metrics endpoint, started and stopp
 ``with LocalCluster(profile="fast") as c:`` gives ``c.url`` (Kubernetes API),
 ``c.ingress_url`` (send requests with ``Host: <isvc>-predictor.<ns>.example.com``),
 ``c.metrics_url`` (Prometheus text), ``c.store`` and ``c.write_kubeconfig(path)``. The
-API server runs on its own thread (:class:`~harness.emulator.process.Emulator`); the
+API server runs on its own thread (:class:`~harness.emulator.api.process.Emulator`); the
 controllers and the ingress share a second thread's event loop. Leaving the block, or
 :meth:`LocalCluster.stop`, stops every model-server process (SIGTERM, then SIGKILL of
 its process group), closes every port and joins both threads. :func:`serve` runs it in
@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.emulator.admission import install as install_webhook
+from harness.emulator.api.process import Emulator, run_until_signal
+from harness.emulator.api.store import Store
 from harness.emulator.cluster_config import ClusterConfig
 from harness.emulator.controllers.base import Controller
 from harness.emulator.controllers.deployments import DeploymentController
@@ -46,12 +48,10 @@ from harness.emulator.controllers.kpa import KPAController
 from harness.emulator.controllers.kserve import KServeController
 from harness.emulator.controllers.kubelet import Kubelet
 from harness.emulator.controllers.scheduler import Scheduler
-from harness.emulator.ingress import Ingress
+from harness.emulator.dataplane.ingress import Ingress
+from harness.emulator.dataplane.metrics import MetricsServer
 from harness.emulator.loopthread import LoopThread
-from harness.emulator.metrics import MetricsServer
 from harness.emulator.mutations import Mutations
-from harness.emulator.process import Emulator, run_until_signal
-from harness.emulator.store import Store
 from harness.emulator.truth import TruthLog
 from harness.prerequisites import (
     FEATURES,
@@ -253,7 +253,7 @@ def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str
           announce: Callable[[LocalCluster], None] | None = None,
           mutations: Iterable[str] = ()) -> int:
     """Run the local cluster until SIGINT or SIGTERM (see
-    :func:`~harness.emulator.process.run_until_signal`); the state file also names the
+    :func:`~harness.emulator.api.process.run_until_signal`); the state file also names the
     ingress, the metrics endpoint and the mutations."""
     local = LocalCluster(cluster=cluster, port=port, profile=profile, mutations=mutations)
     return run_until_signal(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.emulator.resources import Registry
+from harness.emulator.api.registry import Registry
 
 SERVER_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0-harness-emulator",

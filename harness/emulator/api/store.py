@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.emulator import patch as patches
-from harness.emulator.defaults import apply_defaults, check_body, normalize, validate_metadata
-from harness.emulator.resources import Registry, ResourceType, crd_object
-from harness.emulator.selectors import (
+from harness.emulator.api import patch as patches
+from harness.emulator.api.defaults import apply_defaults, check_body, normalize, validate_metadata
+from harness.emulator.api.registry import Registry, ResourceType, crd_object
+from harness.emulator.api.selectors import (
     FieldSelector,
     LabelSelector,
     SelectorError,
@@ -41,7 +41,7 @@ from harness.emulator.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from harness.emulator.status import (
+from harness.emulator.api.status import (
     ApiError,
     already_exists,
     bad_request,
@@ -52,7 +52,7 @@ from harness.emulator.status import (
     not_found,
     unsupported_media_type,
 )
-from harness.emulator.watch import Watch, WatchEvent
+from harness.emulator.api.subscriptions import Watch, WatchEvent
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"

@@ -22,17 +22,17 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from harness.emulator import discovery
-from harness.emulator.faults import Faults
-from harness.emulator.resources import ResourceType
-from harness.emulator.status import (
+from harness.emulator.api import discovery
+from harness.emulator.api.faults import Faults
+from harness.emulator.api.registry import ResourceType
+from harness.emulator.api.status import (
     ApiError,
     bad_request,
     method_not_allowed,
     status_body,
     unsupported_media_type,
 )
-from harness.emulator.store import PATCH_TYPES, Store
+from harness.emulator.api.store import PATCH_TYPES, Store
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 * ``local`` with ``--kubeconfig``: an emulated cluster that is already running (``harness
   cluster up --local``, started once by ``harness conformance`` and shared by every
   pytest-xdist worker);
-* ``local`` without: a :class:`~harness.emulator.cluster.LocalCluster` started in this
+* ``local`` without: a :class:`~harness.emulator.local_cluster.LocalCluster` started in this
   process (one per worker under xdist) and stopped by :meth:`ClusterHandle.close`;
 * ``kind``: the kind cluster of ``make kind-up`` (context ``kind-harness`` unless
   ``--kube-context``);
@@ -78,7 +78,7 @@ def open_cluster(*, mode: str, profile: str, run_id: str, kubeconfig: str | None
         raise UserError(f"--cluster must be one of {', '.join(MODES)}, not {mode!r}")
     local = None
     if mode == "local" and not kubeconfig:
-        from harness.emulator.cluster import LocalCluster
+        from harness.emulator.local_cluster import LocalCluster
 
         local = LocalCluster(profile=profile).start()
         try:

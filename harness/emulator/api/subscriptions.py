@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness.emulator.resources import ResourceType
-from harness.emulator.selectors import FieldSelector, LabelSelector
+from harness.emulator.api.registry import ResourceType
+from harness.emulator.api.selectors import FieldSelector, LabelSelector
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Coordination of one profile run inside Locust processes (imports gevent: child only).
 
-One :class:`RunControl` per process, wired to Locust's events by ``loadprofiles/locustfile.py``:
+One :class:`RunControl` per process, wired to Locust's events by :mod:`.locustfile`:
 
 * **local** (single process) and **master**: load the profile, write records to
   ``--records`` and one status line per second to ``--status-file`` (JSON lines), and
@@ -28,10 +28,15 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.errors import UserError
-from harness.load.openloop import ArrivalDispatcher
-from harness.load.profile import DEFAULT_INSTANCES, Profile, load_profile, profile_from_json
+from harness.load.child.openloop import ArrivalDispatcher
+from harness.load.child.sink import RECORDS_MESSAGE, RecordSink
+from harness.load.profile import (
+    DEFAULT_INSTANCES,
+    LoadProfile,
+    profile_from_json,
+    read_load_profile,
+)
 from harness.load.shapes import arrivals_before, target_at, users_at
-from harness.load.sink import RECORDS_MESSAGE, RecordSink
 
 PLAN_MESSAGE = "harness_plan"
 DONE_MESSAGE = "harness_done"
@@ -79,7 +84,7 @@ class RunControl:
         self.environment: Any = None
         self.runner: Any = None
         self.role = "local"
-        self.profile: Profile | None = None
+        self.profile: LoadProfile | None = None
         self.origin: float | None = None
         self.workers = 1
         self.host_header = ""
@@ -109,7 +114,7 @@ class RunControl:
                 if path.endswith(RESOLVED_SUFFIX):  # written by harness.load.runner
                     self.profile = profile_from_json(json.loads(Path(path).read_text()))
                 else:
-                    self.profile = load_profile(path)
+                    self.profile = read_load_profile(path)
             except UserError as exc:
                 sys.stderr.write(f"locustfile: error: {exc}\n")
                 raise SystemExit(2) from None

@@ -27,7 +27,7 @@ API (the controllers code against it)::
     ingress.routes() -> dict[host, (namespace, revision)]
     await ingress.stop()                          # closes listener, waiters, pool
 
-``Stat`` (:mod:`harness.emulator.concurrency`) is frozen: ``time`` (end of the 1 s
+``Stat`` (:mod:`harness.emulator.dataplane.concurrency`) is frozen: ``time`` (end of the 1 s
 period on the injected clock, **monotonic** by default; periods are aligned to whole
 seconds of that clock), ``average_concurrency``, ``request_count``,
 ``proxied_concurrency``, ``proxied_request_count``, ``buffered`` (waiting in the
@@ -49,7 +49,7 @@ Forwarding keeps method, path, query, body and headers (hop-by-hop ones dropped,
 kept), appends the client to ``X-Forwarded-For``, and passes the answer back with its
 headers (the model server's ``X-Pod-Name`` included); answers over 1 MiB or chunked are
 streamed. The hop to the pod uses the lean pooled HTTP/1.1 client of
-:mod:`harness.emulator.ingress_upstream` (aiohttp's client cost too much CPU). A pod that
+:mod:`harness.emulator.dataplane.ingress_upstream` (aiohttp's client cost too much CPU). A pod that
 refuses the connection is skipped for a second; a request whose pod refused it or closed
 it before answering is retried once on another pod (waiting for one like any request;
 inference is idempotent); when that fails too the answer is 502.
@@ -69,9 +69,9 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from harness.emulator.activator import AdmissionError, Pod, RevisionGate
-from harness.emulator.concurrency import Stat
-from harness.emulator.ingress_upstream import (
+from harness.emulator.dataplane.activator import AdmissionError, Pod, RevisionGate
+from harness.emulator.dataplane.concurrency import Stat
+from harness.emulator.dataplane.ingress_upstream import (
     ConnectFailed,
     UpstreamClosed,
     UpstreamError,

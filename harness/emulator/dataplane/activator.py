@@ -8,7 +8,7 @@ pod at all (scaled to zero), waits in one FIFO queue until a slot frees or endpo
 appear, up to a deadline (then :class:`ActivatorTimeout`, answered with 503 like
 Knative's activator); at most ``max_waiting`` requests wait (then :class:`QueueFull`).
 
-The gate also owns the revision's :class:`~harness.emulator.concurrency.ConcurrencyMeter`
+The gate also owns the revision's :class:`~harness.emulator.dataplane.concurrency.ConcurrencyMeter`
 and tells it about every change of waiters and endpoints. asyncio only; no I/O here.
 """
 
@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from harness.emulator.concurrency import PERIOD, ConcurrencyMeter
+from harness.emulator.dataplane.concurrency import PERIOD, ConcurrencyMeter
 
 BROKEN_COOLOFF = 1.0  # seconds a pod that refused a connection is skipped
 
