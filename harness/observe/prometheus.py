@@ -1,11 +1,12 @@
-"""The autoscaler's Prometheus endpoint: a small text-format parser and a panic scraper.
+"""The autoscaler's Prometheus endpoint: its samples, parsed, and a panic scraper.
 
-:func:`parse` reads the Prometheus text exposition format (``# HELP``/``# TYPE``
-comments, ``name{label="value",...} value [timestamp]``, escaped label values, ``NaN``
-and ``+Inf``) into :class:`Sample` tuples. :func:`panic_gauges` picks the
-``panic_mode`` gauge per revision (Knative <= 1.18 names it ``autoscaler_panic_mode``
-with ``namespace_name``/``revision_name`` labels; any name ending in ``panic_mode`` and
-the ``k8s_namespace_name``/``kn_revision_name`` labels of newer releases are accepted).
+:func:`parse` reads the Prometheus text exposition format into :class:`Sample` tuples
+with ``prometheus_client``'s parser (the emulator renders its endpoint with
+``prometheus_client`` too: :mod:`harness.emulator.dataplane.metrics`).
+:func:`panic_gauges` picks the ``panic_mode`` gauge per revision (Knative <= 1.18 names
+it ``autoscaler_panic_mode`` with ``namespace_name``/``revision_name`` labels; any name
+ending in ``panic_mode`` and the ``k8s_namespace_name``/``kn_revision_name`` labels of
+newer releases are accepted).
 :class:`PanicScraper` polls an endpoint on a background thread, only when it answers, and
 yields the ``(time, value)`` samples :func:`harness.observe.frames.panic_from_gauge`
 takes. Nothing here sends a request to the inference service.
@@ -13,13 +14,13 @@ takes. Nothing here sends a request to the inference service.
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
+
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class Sample(NamedTuple):
@@ -29,72 +30,18 @@ class Sample(NamedTuple):
     timestamp_ms: int | None = None
 
 
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,)?')
-_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-
-
 class MetricsParseError(ValueError):
-    """A line that is not Prometheus text format."""
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r'\\\\|\\"|\\n', lambda m: _ESCAPES[m.group(0)], value)
-
-
-def _number(text: str) -> float:
-    low = text.lower()
-    if low in ("nan",):
-        return math.nan
-    if low in ("+inf", "inf"):
-        return math.inf
-    if low == "-inf":
-        return -math.inf
-    return float(text)
-
-
-def parse_line(line: str) -> Sample | None:
-    """One sample line -> Sample; blank and comment lines -> None."""
-    line = line.strip()
-    if not line or line.startswith("#"):
-        return None
-    m = _NAME.match(line)
-    if not m:
-        raise MetricsParseError(f"no metric name in {line!r}")
-    name, pos = m.group(0), m.end()
-    labels: dict[str, str] = {}
-    if pos < len(line) and line[pos] == "{":
-        pos += 1
-        while True:
-            while pos < len(line) and line[pos] == " ":
-                pos += 1
-            if pos < len(line) and line[pos] == "}":
-                pos += 1
-                break
-            lm = _LABEL.match(line, pos)
-            if not lm:
-                raise MetricsParseError(f"bad labels in {line!r}")
-            labels[lm.group(1)] = _unescape(lm.group(2))
-            pos = lm.end()
-            if not lm.group(3):
-                if pos < len(line) and line[pos] == "}":
-                    pos += 1
-                    break
-                raise MetricsParseError(f"unterminated labels in {line!r}")
-    rest = line[pos:].split()
-    if not rest or len(rest) > 2:
-        raise MetricsParseError(f"expected a value (and a timestamp) in {line!r}")
-    try:
-        value = _number(rest[0])
-        ts = int(rest[1]) if len(rest) == 2 else None
-    except ValueError:
-        raise MetricsParseError(f"bad number in {line!r}") from None
-    return Sample(name, labels, value, ts)
+    """Text that is not the Prometheus text format."""
 
 
 def parse(text: str) -> list[Sample]:
-    """Every sample in a Prometheus text exposition."""
-    return [s for s in (parse_line(line) for line in text.splitlines()) if s is not None]
+    """Every sample in a Prometheus text exposition, read by ``prometheus_client``'s parser."""
+    try:
+        return [Sample(s.name, dict(s.labels), float(s.value),
+                       None if s.timestamp is None else round(float(s.timestamp) * 1000))
+                for family in text_string_to_metric_families(text) for s in family.samples]
+    except ValueError as exc:
+        raise MetricsParseError(f"not Prometheus text format: {exc}") from None
 
 
 NAMESPACE_LABELS = ("namespace_name", "k8s_namespace_name", "namespace")

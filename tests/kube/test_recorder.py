@@ -1,13 +1,13 @@
 """The recorder: events arrive stamped with the local receive time and complete (every
 object's every version, across dropped watches and a compaction), the JSONL file holds
 the same events, the frames build from them, and panic comes from the autoscaler's
-gauge when its endpoint answers (and only then). Also the Prometheus text parser."""
+gauge when its endpoint answers (and only then). The Prometheus text itself:
+``tests/test_prometheus.py``."""
 
 from __future__ import annotations
 
 import http.server
 import json
-import math
 import pickle
 import threading
 import time
@@ -19,7 +19,6 @@ import pytest
 
 from harness.emulator import Emulator
 from harness.kube.client import Kube
-from harness.observe.prometheus import MetricsParseError, panic_gauges, parse
 from harness.observe.recorder import Recorder, read_jsonl
 
 REV = "sk-predictor-00001"
@@ -150,22 +149,6 @@ def test_an_unreachable_endpoint_is_not_used(kube: Kube, namespace: str) -> None
                   metrics_url="http://127.0.0.1:9/metrics") as rec:
         assert not rec.metrics_active
     assert rec.stop().panic_samples() is None
-
-
-def test_prometheus_text_parses_labels_escapes_and_specials() -> None:
-    text = ('# HELP autoscaler_panic_mode 1 if panicking\n'
-            '# TYPE autoscaler_panic_mode gauge\n'
-            'autoscaler_panic_mode{namespace_name="ns",revision_name="r-1"} 1\n'
-            'kn_autoscaler_panic_mode{k8s_namespace_name="ns",kn_revision_name="r-2",} 0 17\n'
-            'odd{msg="a \\"q\\" \\\\ b\\nc"} NaN\n'
-            'up +Inf\n')
-    samples = parse(text)
-    assert samples[1].timestamp_ms == 17
-    assert samples[2].labels["msg"] == 'a "q" \\ b\nc' and math.isnan(samples[2].value)
-    assert samples[3].value == math.inf
-    assert panic_gauges(samples, "ns") == {("ns", "r-1"): 1.0, ("ns", "r-2"): 0.0}
-    with pytest.raises(MetricsParseError):
-        parse('broken{a="1" 2\n')
 
 
 def test_a_prometheus_endpoint_that_is_not_the_autoscalers_is_not_taken(

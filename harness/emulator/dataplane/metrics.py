@@ -1,19 +1,21 @@
-"""The autoscaler's Prometheus endpoint: the decider's and reconciler's gauges as text.
+"""The autoscaler's Prometheus endpoint: the decider's gauges, rendered by ``prometheus_client``.
 
-:class:`MetricsServer` serves ``GET /metrics`` on 127.0.0.1 (free port by default) in the
-Prometheus text format 0.0.4, one gauge family per name with Knative 1.21's names and
-labels (``kn_revision_panic_mode{k8s_namespace_name=..., kn_revision_name=...}``, ...), from
-any source with a ``gauges()`` method returning ``(name, labels, value)`` triples. The
-local cluster starts it only when ``config-observability`` says
-``metrics-protocol: prometheus``.
+:class:`MetricsServer` serves ``GET /metrics`` on 127.0.0.1 (free port by default) from a
+``CollectorRegistry`` of its own (``generate_latest``): one gauge family per name with
+Knative 1.21's names and labels (``kn_revision_panic_mode{k8s_namespace_name=...,
+kn_revision_name=...}``, ...), read at each scrape from any source with a ``gauges()``
+method returning ``(name, labels, value)`` triples. The local cluster starts it only when
+``config-observability`` says ``metrics-protocol: prometheus``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 Gauge = tuple[str, dict[str, str], float]
 
@@ -22,22 +24,36 @@ class GaugeSource(Protocol):
     def gauges(self) -> list[Gauge]: ...
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class GaugeCollector:
+    """A ``prometheus_client`` collector: the source's gauges at the time of each scrape,
+    grouped by name (labels missing from a sample of the family are empty)."""
+
+    def __init__(self, gauges: Callable[[], list[Gauge]]) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for name, labels, value in self._gauges():
+            by_name.setdefault(name, []).append((labels, value))
+        for name in sorted(by_name):
+            keys = sorted({k for labels, _ in by_name[name] for k in labels})
+            family = GaugeMetricFamily(name, f"Knative autoscaler gauge {name} (emulated)",
+                                       labels=keys)
+            for labels, value in by_name[name]:
+                family.add_metric([labels.get(k, "") for k in keys], value)
+            yield family
+
+
+def registry_for(gauges: Callable[[], list[Gauge]]) -> CollectorRegistry:
+    """A registry of its own (not the process-wide default) holding one GaugeCollector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GaugeCollector(gauges))
+    return registry
 
 
 def render(gauges: list[Gauge]) -> str:
-    """Prometheus text exposition of ``gauges`` (grouped by name, one TYPE line each)."""
-    by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for name, labels, value in gauges:
-        by_name.setdefault(name, []).append((labels, value))
-    lines: list[str] = []
-    for name in sorted(by_name):
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in by_name[name]:
-            text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
-    return "\n".join(lines) + "\n"
+    """Prometheus text exposition of ``gauges`` (what ``/metrics`` answers)."""
+    return generate_latest(registry_for(lambda: gauges)).decode("utf-8")
 
 
 class MetricsServer:
@@ -49,6 +65,7 @@ class MetricsServer:
         self.host = host
         self.port = port
         self.url = ""
+        self.registry = registry_for(self._gauges)
         self._runner: web.AppRunner | None = None
 
     def _gauges(self) -> list[Gauge]:
@@ -56,9 +73,8 @@ class MetricsServer:
         return src() if callable(src) else src.gauges()
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=render(self._gauges()),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Prometheus-Format": "0.0.4"})
+        return web.Response(body=generate_latest(self.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def start(self) -> None:
         app = web.Application()
