@@ -149,6 +149,7 @@ RULES = {
     ("harness", "rbac.authorization.k8s.io", "clusterroles", "harness-run"): {"bind"},
     ("harness-run", "serving.kserve.io", "inferenceservices", None):
         {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("harness-run", "serving.kserve.io", "servingruntimes", None): {"get", "create", "update"},
     ("harness-run", "", "pods/log", None): {"get"},
     ("harness-read-config", "", "configmaps", None): {"get", "list", "watch"},
     ("harness-write-config-autoscaler", "", "configmaps", "config-autoscaler"):

@@ -230,6 +230,11 @@ def test_no_autoscaler_metrics_unless_config_observability_enables_them() -> Non
         cm = cluster.store.get("configmaps", "config-observability",
                                namespace="knative-serving")
         assert cm["data"] == {"metrics-protocol": "none"}
+        # read once at start-up, as the autoscaler does: a later change does nothing
+        cm["data"] = {"metrics-protocol": "prometheus"}
+        cluster.store.update("configmaps", cm, namespace="knative-serving")
+        time.sleep(0.3)
+        assert cluster.metrics_url == "" and _refuses(svc["spec"]["ports"][0]["port"])
     with LocalCluster(profile="fast") as cluster:  # as the kind bring-up sets it
         assert cluster.store.get("configmaps", "config-observability",
                                  namespace="knative-serving")["data"] == {
