@@ -51,9 +51,9 @@ def serving_runtime(namespace: str | None = None) -> dict[str, Any]:
 
 
 def flag_allows(value: str | None) -> bool:
-    """A podspec flag lets its field through when ``enabled`` or ``allowed``; ``disabled``
-    or unset (Knative's default) does not."""
-    return str(value or "disabled").strip().lower() in ("enabled", "allowed")
+    """A podspec flag lets its field through when ``enabled`` or ``allowed`` (any case);
+    ``disabled``, unset or anything else (Knative keeps its default, disabled) does not."""
+    return str(value or "disabled").lower() in ("enabled", "allowed")
 
 
 def runtime_supports(spec: dict[str, Any], model_format: str = MODEL_FORMAT) -> bool:

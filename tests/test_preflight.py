@@ -169,3 +169,31 @@ def test_a_suite_that_cannot_run_is_skipped_with_the_line_and_the_others_run(
 
 
 pytest_plugins = ("pytester",)
+
+
+def test_a_refused_isvc_times_out_with_kserves_and_knatives_words(tmp_path: Path) -> None:
+    """Where a wait for Ready runs out, it says why in upstream's words: no runtime
+    (KServe's lastFailureInfo), or the Knative webhook's refusal (PredictorReady)."""
+    from harness.kube.wait import WaitTimeout, wait_isvc_ready
+
+    cpu = yaml.safe_load((ROOT / "fixtures" / "isvc" / "cpu-small.yaml").read_text())
+    with LocalCluster(profile="fast", runtime=False,
+                      features={flag: "disabled" for flag in FEATURES}) as cluster:
+        cluster.store.create("serving.kserve.io/inferenceservices", cpu, namespace="default")
+        gpu = yaml.safe_load((ROOT / "fixtures" / "isvc" / "gpu-rtx5000.yaml").read_text())
+        cluster.store.create("serving.kserve.io/inferenceservices", gpu, namespace="default")
+        handle = _open(cluster, tmp_path)
+        try:
+            with pytest.raises(WaitTimeout) as exc:
+                wait_isvc_ready(handle.kube, "cpu-small", "default", timeout=2)
+            assert str(exc.value).endswith(
+                "model: NoSupportingRuntime: No runtime found to support specified "
+                "framework/version")
+            with pytest.raises(WaitTimeout) as exc:
+                wait_isvc_ready(handle.kube, "gpu-rtx5000", "default", timeout=2)
+            assert str(exc.value).endswith(
+                "PredictorReady message 'admission webhook \"validation.webhook.serving."
+                "knative.dev\" denied the request: validation failed: must not set the "
+                "field(s): spec.template.spec.affinity, spec.template.spec.tolerations'")
+        finally:
+            handle.close()

@@ -82,8 +82,25 @@ def wait_condition(kube: Kube, resource: Resource | str, name: str, namespace: s
     return obj
 
 
+def describe_isvc(obj: Mapping[str, Any] | None) -> str:
+    """Ready's state, and why KServe says it is not: ``PredictorReady``'s message (a
+    Knative Service the webhook refused) and ``modelStatus.lastFailureInfo`` (no runtime)."""
+    seen = describe_condition(obj, "Ready")
+    pred = condition(obj, "PredictorReady")
+    if pred is not None and pred.get("status") != "True" and pred.get("message"):
+        seen += f"; PredictorReady message {pred['message']!r}"
+    failure = (((obj or {}).get("status") or {}).get("modelStatus") or {}).get(
+        "lastFailureInfo") or {}
+    if failure.get("reason"):
+        seen += f"; model: {failure['reason']}: {failure.get('message', '')}"
+    return seen
+
+
 def wait_isvc_ready(kube: Kube, name: str, namespace: str, *, timeout: float = 300.0
                     ) -> dict[str, Any]:
     """Wait for an InferenceService to be Ready; return it (``status.url`` etc.)."""
-    return wait_condition(kube, INFERENCE_SERVICES, name, namespace, "Ready", "True",
-                          timeout=timeout)
+    obj = wait_for(kube, INFERENCE_SERVICES, name, namespace,
+                   lambda o: condition_is(o, "Ready", "True"), timeout=timeout,
+                   what="Ready=True", explain=describe_isvc)
+    assert obj is not None
+    return obj
