@@ -38,6 +38,9 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML file")
+    parser.add_argument("--engine", choices=("model", "upstream"), default="model",
+                        help="model: the reference model (default); upstream: Knative "
+                             "Serving's own autoscaler code, built with Go on first use")
     parser.add_argument("--json", action="store_true", help="one JSON object per tick and line")
     parser.add_argument("--csv", metavar="OUT", help="also write the rows to this CSV file")
     parser.add_argument("--plot", metavar="OUT.png", help="also plot load and pods to this PNG")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.kpa.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    frame = scenario.run()
+    frame = scenario.run(args.engine)
     if not args.quiet:
         if args.json:
             write_json(frame, sys.stdout)

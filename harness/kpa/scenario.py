@@ -40,7 +40,7 @@ from harness.params import KPAParams
 from harness.profiles import load_profile, read_yaml
 from harness.resolve import resolve
 
-__all__ = ["KEYS", "Scenario", "Segment", "load_scenario", "per_second", "scenario_from_dict"]
+__all__ = ["ENGINES", "KEYS", "Scenario", "Segment", "load_scenario", "per_second", "scenario_from_dict"]
 
 KEYS = (
     "name",
@@ -58,6 +58,8 @@ KEYS = (
     "until",
 )
 SEGMENT_KEYS = ("for", "concurrency", "rps")
+ENGINES = ("model", "upstream")
+"""``model``: the reference model; ``upstream``: Knative's own code (:mod:`harness.kpa.upstream`)."""
 MAX_SECONDS = 7 * 24 * 3600
 """Longest scenario accepted (a week of virtual time)."""
 
@@ -90,8 +92,18 @@ class Scenario:
     where: str = "<scenario>"
     name: str = ""
 
-    def run(self) -> pd.DataFrame:
-        """Simulate the scenario: one row per tick (see :data:`harness.kpa.COLUMNS`)."""
+    def run(self, engine: str = "model") -> pd.DataFrame:
+        """Simulate the scenario: one row per tick (see :data:`harness.kpa.COLUMNS`).
+
+        ``engine``: ``model`` (:func:`harness.kpa.simulate`) or ``upstream`` (Knative's own
+        autoscaler code, :mod:`harness.kpa.upstream`; built on first use).
+        """
+        if engine == "upstream":
+            from harness.kpa.upstream import simulate_upstream
+
+            return simulate_upstream(self)
+        if engine != "model":
+            raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
         return simulate(
             self.params,
             self.load,
