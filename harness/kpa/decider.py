@@ -60,11 +60,15 @@ class ScaleResult:
 
 
 def initial_ebc(params: KPAParams) -> int:
-    """EBC published when a decider is created: ``initialScale x TOT - TBC`` (or TBC if <= 0)."""
+    """EBC published when a decider is created: ``initialScale x TOT - TBC`` (or TBC if <= 0).
+
+    Truncated toward zero, not floored: ``multiscaler.go`` converts with ``int32(...)``,
+    so -0.5 publishes 0 (activator out of the path) where the tick's EBC floors to -1.
+    """
     tbc = params.target_burst_capacity
     if tbc <= 0:
         return int(tbc)
-    return int(math.floor(params.initial_scale * params.total_per_pod - tbc))
+    return math.trunc(params.initial_scale * params.total_per_pod - tbc)
 
 
 class Decider:

@@ -5,16 +5,20 @@
 ``scaler.go``, in virtual time:
 
 1. A decider value < 0 (unknown) changes nothing unless the PA is Activating.
-2. Bounds: min (ignored when unreachable) raised to initial-scale until
+2. Bounds: min (ignored when unreachable) raised to an initial-scale above 1 until
    ``ScaleTargetInitialized``; max (0 = unlimited).
 3. ``handleScaleToZero`` when the bounded value is 0: ``enable-scale-to-zero=false`` -> 1;
-   Activating -> wait (``want = -1``) until the activation timeout, then 0; Active -> hold
-   1 pod until Active for a stable window, then report ``want = 0`` without scaling
-   (the PA goes Inactive, SKS -> Proxy, the last pod stays); Inactive -> scale to 0 once
+   Activating -> wait (``want = -1``, re-enqueued after a whole activation timeout) until
+   the activation timeout has passed, then 0; Active -> hold 1 pod until Active for a
+   stable window, then report ``want = 0`` without scaling (the PA goes Inactive, SKS ->
+   Proxy, the last pod stays; a PA whose SKS is already in Proxy is re-enqueued after 3 s); Inactive -> scale to 0 once
    ``InactiveFor >= max(grace, retention)``, or once retention has passed and the SKS has
    been in Proxy for >= grace (the fast path); otherwise re-enqueue.
-4. SKS mode: Proxy when ``want == 0``, ``EBC < 0``, or ``want == -1`` while Inactive.
-5. PA Active condition from ready pods and want (``computeActiveCondition``).
+4. SKS mode: Serve only when ``want > 0`` and ``EBC >= 0``; otherwise Proxy (an unknown
+   want keeps the activator in the path in any PA state).
+5. ``status.desiredScale`` follows want, but an unknown want (-1) keeps a known value
+   (``computeStatus``); the PA Active condition from ready pods and want
+   (``computeActiveCondition``).
 
 Simplifications: the activator probe of an Inactive PA always succeeds at once (a failed
 probe only waits longer, and the grace period bounds that wait); there is one
@@ -32,6 +36,8 @@ from harness.params import KPAParams
 __all__ = ["PAState", "Reconciler", "ReconcileResult", "SKSMode"]
 
 SCALE_UNKNOWN = -1
+PROXY_REQUEUE = 3.0
+"""Re-enqueue of an Active PA that may go Inactive while its SKS is already in Proxy."""
 DEFAULT_ACTIVATION_TIMEOUT = 600.0 + 30.0
 """Default progress deadline (600 s) plus ``activationTimeoutBuffer`` (30 s)."""
 
@@ -90,6 +96,10 @@ class Reconciler:
         self.reachable = reachable
         self.activation_timeout = activation_timeout
         self.want = SCALE_UNKNOWN
+        """The scale the latest pass asked for (-1 unknown)."""
+        self.desired_scale = SCALE_UNKNOWN
+        """PA ``status.desiredScale``: ``want``, except that an unknown want keeps a known
+        value (``computeStatus`` in ``kpa.go``)."""
         self.reason = ""
         """Reason of the latest Active=False (NoTraffic / TimedOut)."""
 
@@ -119,16 +129,16 @@ class Reconciler:
         if apply:
             self.replicas = want
         # SKS mode.
-        proxy = (
-            want == 0
-            or ebc < 0
-            or (want == SCALE_UNKNOWN and self.state is PAState.INACTIVE)
-        )
+        # kpa.go: Proxy unless the scale is known and positive and EBC >= 0 (an unknown
+        # scale keeps the activator in the path whatever the PA state).
+        proxy = not (want > 0 and ebc >= 0)
         mode = SKSMode.PROXY if proxy else SKSMode.SERVE
         if mode is not self.sks_mode:
             self.sks_mode = mode
             self.proxy_since = now if proxy else None
         self.want = want
+        if not (want == SCALE_UNKNOWN and self.desired_scale >= 0):
+            self.desired_scale = want
         self._compute_active(now, want, ready)
         return ReconcileResult(want, self.replicas, requeue)
 
@@ -139,8 +149,8 @@ class Reconciler:
         p = self.params
         lo = self.min_scale()
         hi = p.max_scale
-        if not self.initialized and self.reachable:
-            lo = max(lo, p.initial_scale)
+        if p.initial_scale > 1 and not self.initialized and self.reachable:
+            lo = max(lo, p.initial_scale)  # scaler.go: only an initial scale above 1 counts
         if desired < lo:
             desired = lo
         elif hi > 0 and desired > hi:
@@ -158,11 +168,14 @@ class Reconciler:
             activating_for = now - self.state_since
             if activating_for > self.activation_timeout:
                 return 0, True, None
-            return SCALE_UNKNOWN, False, self.activation_timeout - activating_for
+            # scaler.go re-enqueues after the whole timeout, not what is left of it
+            return SCALE_UNKNOWN, False, self.activation_timeout
         if state is PAState.ACTIVE:
             active_for = now - self.state_since
             if active_for >= p.stable_window:
-                return 0, False, None  # want 0 -> Inactive, SKS -> Proxy; keep the pod
+                # want 0 -> Inactive, SKS -> Proxy; keep the pod. Already in Proxy: the SKS
+                # will not change, so scaler.go re-enqueues the PA itself after 3 s.
+                return 0, False, PROXY_REQUEUE if self.sks_mode is SKSMode.PROXY else None
             return 1, True, p.stable_window - active_for
         # Inactive: the activator is (assumed) confirmed in the path.
         retention = p.scale_to_zero_pod_retention_period if self.reachable else 0.0

@@ -284,7 +284,7 @@ def simulate_columns(
             c_s.append(res.stable)
             c_p.append(res.panic)
             c_dec.append(last_desired)
-            c_des.append(rec.want)
+            c_des.append(rec.desired_scale)
             c_pm.append(res.panic_mode)
             c_ebc.append(ebc)
             c_pa.append(rec.state.value)

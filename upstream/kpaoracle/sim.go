@@ -183,7 +183,11 @@ func (e *environment) run(sc *scenario) (*columns, error) {
 		actPrev = proxy && ready > 0 && h > 0
 	}
 
-	out := &columns{}
+	out := &columns{ // empty, not null, when no tick ran
+		T: []int{}, Load: []float64{}, Ready: []int{}, Replicas: []int32{}, Stable: []float64{},
+		Panic: []float64{}, Decider: []int32{}, Desired: []int32{}, PanicMode: []bool{},
+		EBC: []int32{}, PAState: []string{}, SKSMode: []string{}, Valid: []bool{}, Poke: []bool{},
+	}
 	requeueAt := math.MaxInt
 	reconcileDue := true
 	rpsFirst := false

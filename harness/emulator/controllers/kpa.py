@@ -290,7 +290,7 @@ class KPAController(Controller):
             "False" if rec.state is PAState.INACTIVE else "Unknown")
         status = {
             "observedGeneration": pa["metadata"].get("generation", 1),
-            "desiredScale": rec.want, "actualScale": scaler.ready,
+            "desiredScale": rec.desired_scale, "actualScale": scaler.ready,
             "serviceName": name, "metricsServiceName": f"{name}-private",
             "conditions": [active,
                            condition("Ready", ready, active.get("reason", ""),
@@ -300,8 +300,8 @@ class KPAController(Controller):
         }
         before = (pa.get("status") or {}).get("desiredScale")
         set_status(self.store, PA, pa, status)
-        if self.truth is not None and before != rec.want:
-            self.truth.add("desired-scale", ns, name, desired=rec.want)
+        if self.truth is not None and before != rec.desired_scale:
+            self.truth.add("desired-scale", ns, name, desired=rec.desired_scale)
 
     # ------------------------------------------------------------------ gauges
 
