@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance bench clean kind-up kind-down mutation-matrix
+.PHONY: help venv test lint conformance bench clean kind-up kind-down mutation-matrix oracle
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint          ruff"
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
 	@echo "make mutation-matrix  every check vs every emulator mutation, live (~10 min)"
+	@echo "make oracle        20,000 random scenarios: reference model vs Knative's own code (needs Go)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ bench: $(STAMP)
 # MUTATION_MATRIX_RECORD=DIR also saves each recording there (replayable).
 mutation-matrix: $(STAMP)
 	MUTATION_MATRIX=1 $(BIN)/python -m pytest tests/test_mutation_matrix.py -k live -s $(ARGS)
+
+# Differential check against Knative Serving's own autoscaler (upstream/, built with Go on
+# first use into ~/.cache/harness/oracle): prints the count and the agreement rate.
+oracle: $(STAMP)
+	$(BIN)/python -m harness.kpa.differential --count $(or $(COUNT),20000) --shrink
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

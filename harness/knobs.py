@@ -200,12 +200,15 @@ ANNOTATIONS: tuple[Key, ...] = (
     Key("activation-scale", "activation_scale", go_int32, lambda v: v >= 2,
         ">= 2, >= min-scale, and <= max-scale when max-scale != 0"),
     Key("metric-aggregation-algorithm", "metric_aggregation_algorithm", go_string,
-        lambda v: v in ("linear", "weighted-exponential", "weightedExponential"),
-        "linear, weighted-exponential or weightedExponential",
+        _any, "linear, weighted-exponential or weightedExponential (checked only when the "
+        "class annotation names the KPA; see parse_annotations)",
         aliases=("metricAggregationAlgorithm",),
         normalize=lambda v: "weighted-exponential" if v == "weightedExponential" else v),
 )  # fmt: skip
 """Revision annotations (``autoscaling.knative.dev/<name>``), kebab-case first."""
+
+ALGORITHMS = ("linear", "weighted-exponential")
+"""Aggregation algorithms the collector knows (after ``weightedExponential`` is normalised)."""
 
 CONFIG_BY_NAME = {k.name: k for k in CONFIG_KEYS}
 ANNOTATION_BY_FULL_NAME = {PREFIX + n: k for k in ANNOTATIONS for n in (k.name, *k.aliases)}
@@ -360,6 +363,19 @@ def parse_annotations(
                 where=where,
                 key=label("activation_scale"),
             )
+    algorithm = values.get("metric_aggregation_algorithm")
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        # validateAlgorithm checks the value only when the class annotation names the KPA
+        # ("custom autoscalers might have custom values"); otherwise Knative accepts it and
+        # the collector, knowing no such algorithm, averages linearly.
+        if full.get(PREFIX + "class") == KPA_CLASS:
+            raise UserError(
+                f"{algorithm!r} is out of range; allowed: linear, weighted-exponential or "
+                "weightedExponential",
+                where=where,
+                key=label("metric_aggregation_algorithm"),
+            )
+        values["metric_aggregation_algorithm"] = "linear"
     if values.get("initial_scale") == 0 and not allow_zero_initial_scale:
         raise UserError(
             "0 is not allowed by the cluster; allowed: >= 1 (0 needs the ConfigMap's "

@@ -78,9 +78,17 @@ def test_unknown_decision_changes_nothing_unless_activating():
     assert (out.want, out.replicas, r.state) == (-1, 4, PAState.ACTIVE)
 
 
-def test_activating_with_unknown_decision_scales_to_the_lower_bound():
+def test_activating_with_unknown_decision_scales_to_an_initial_scale_above_one():
+    r = rec(replace(P, initial_scale=3), state=PAState.ACTIVATING, since=0.0, initialized=False,
+            replicas=0)
+    assert r.reconcile(1.0, -1, 0, ready=0).replicas == 3
+
+
+def test_initial_scale_one_does_not_raise_min():
+    """scaler.go raises min only for initial-scale > 1 (tests/fixtures/oracle/initial-scale-one)."""
     r = rec(state=PAState.ACTIVATING, since=0.0, initialized=False, replicas=0)
-    assert r.reconcile(1.0, -1, 0, ready=0).replicas == 1  # initial-scale 1
+    out = r.reconcile(1.0, -1, 0, ready=0)
+    assert (out.want, out.replicas) == (-1, 0)
 
 
 def test_active_for_less_than_a_stable_window_holds_one_pod():
@@ -138,7 +146,8 @@ def test_retention_is_zero_for_unreachable_revisions():
 def test_activating_at_zero_demand_waits_until_the_activation_timeout():
     r = rec(state=PAState.ACTIVATING, since=0.0, replicas=1, activation_timeout=630.0)
     out = r.reconcile(100.0, 0, 0, ready=0)
-    assert (out.want, out.replicas, out.requeue_after) == (-1, 1, 530.0)
+    # scaler.go re-enqueues after the whole timeout (tests/fixtures/oracle/activation-requeue)
+    assert (out.want, out.replicas, out.requeue_after) == (-1, 1, 630.0)
     assert r.state is PAState.ACTIVATING
     out = r.reconcile(631.0, 0, 0, ready=0)
     assert (out.want, out.replicas) == (0, 0)

@@ -77,7 +77,6 @@ def test_each_annotation_parses_and_is_the_source(
         pytest.param("activation-scale", "1", ">= 2", id="activation scale 1"),
         pytest.param("metric", "cpu", "concurrency or rps", id="cpu is not a KPA metric"),
         pytest.param("class", "foo.knative.dev", "outside knative.dev", id="unknown knative class"),
-        pytest.param("metric-aggregation-algorithm", "median", "linear", id="unknown algorithm"),
         pytest.param("window", "soon", "6s to 1h", id="window malformed"),
     ],
 )  # fmt: skip
@@ -86,6 +85,18 @@ def test_bad_annotations_name_key_and_range(key: str, raw: str, allowed: str) ->
         resolve(annotations={A + key: raw})
     assert exc.value.key == A + key
     assert allowed in str(exc.value)
+
+
+def test_unknown_algorithm_refused_only_for_an_explicit_kpa_class() -> None:
+    """validateAlgorithm skips revisions without a KPA class annotation (found by the
+    upstream oracle, tests/fixtures/oracle/algorithm-without-class.yaml): Knative takes
+    the value and the collector averages linearly."""
+    with pytest.raises(UserError, match="linear, weighted-exponential") as exc:
+        resolve(annotations={A + "class": "kpa.autoscaling.knative.dev",
+                             A + "metric-aggregation-algorithm": "median"})  # fmt: skip
+    assert exc.value.key == A + "metric-aggregation-algorithm"
+    params = resolve(annotations={A + "metric-aggregation-algorithm": "median"}).params
+    assert params.metric_aggregation_algorithm == "linear"
 
 
 def test_cross_key_annotation_rules() -> None:

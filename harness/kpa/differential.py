@@ -72,7 +72,8 @@ def _config(rng: random.Random, long: bool) -> dict[str, str]:
     if maybe():
         c["container-concurrency-target-percentage"] = _pct(rng)
     if maybe():
-        c["container-concurrency-target-default"] = f"{rng.choice([1, 2, 5, 10, 50, 100, 250]) * rng.uniform(0.5, 1.5):.4g}"
+        base = rng.choice([1, 2, 5, 10, 50, 100, 250])
+        c["container-concurrency-target-default"] = f"{base * rng.uniform(0.5, 1.5):.4g}"
     if maybe():
         c["requests-per-second-target-default"] = f"{rng.uniform(1, 300):.4g}"
     if maybe():
@@ -235,7 +236,8 @@ def random_scenario(rng: random.Random) -> dict[str, Any]:
     annotations = _annotations(rng, config, long)
     cc = rng.choice([0, 0, 1, rng.randint(2, 10), rng.randint(10, 1000)])
     pods = rng.choice([0, 1, 1, 2, 3, 5, 10, rng.randint(1, 100)])
-    per_pod = float(annotations.get(A + "target", config.get("container-concurrency-target-default", "100")))
+    default = config.get("container-concurrency-target-default", "100")
+    per_pod = float(annotations.get(A + "target", default))
     if cc:
         per_pod = min(per_pod, cc)
     doc: dict[str, Any] = {
@@ -291,6 +293,8 @@ class Outcome:
     index: int
     doc: dict[str, Any]
     differences: list[str] = field(default_factory=list)
+    refused: bool = False
+    """Both sides refused the document (an agreement)."""
 
     @property
     def agrees(self) -> bool:
@@ -358,8 +362,7 @@ def outcomes(docs: list[dict[str, Any]]) -> Iterator[Outcome]:
         else:
             assert cols is not None
             out.differences = compare(cols, answer["columns"])
-        out.doc = docs[i]
-        out.refused = refused is not None and "error" in answer  # type: ignore[attr-defined]
+        out.refused = refused is not None and "error" in answer
         yield out
 
 
@@ -373,7 +376,7 @@ def differential(count: int, seed: int, *, keep: int = 20) -> Report:
         report.count += 1
         if out.agrees:
             report.agreed += 1
-            report.refused += int(getattr(out, "refused", False))
+            report.refused += int(out.refused)
         elif len(report.divergences) < keep:
             report.divergences.append(out)
     report.seconds = time.monotonic() - start

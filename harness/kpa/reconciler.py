@@ -11,9 +11,10 @@
    Activating -> wait (``want = -1``, re-enqueued after a whole activation timeout) until
    the activation timeout has passed, then 0; Active -> hold 1 pod until Active for a
    stable window, then report ``want = 0`` without scaling (the PA goes Inactive, SKS ->
-   Proxy, the last pod stays; a PA whose SKS is already in Proxy is re-enqueued after 3 s); Inactive -> scale to 0 once
-   ``InactiveFor >= max(grace, retention)``, or once retention has passed and the SKS has
-   been in Proxy for >= grace (the fast path); otherwise re-enqueue.
+   Proxy, the last pod stays; a PA whose SKS is already in Proxy is re-enqueued after
+   3 s); Inactive -> scale to 0 once ``InactiveFor >= max(grace, retention)``, or once
+   retention has passed and the SKS has been in Proxy for >= grace (the fast path);
+   otherwise re-enqueue.
 4. SKS mode: Serve only when ``want > 0`` and ``EBC >= 0``; otherwise Proxy (an unknown
    want keeps the activator in the path in any PA state).
 5. ``status.desiredScale`` follows want, but an unknown want (-1) keeps a known value

@@ -40,7 +40,15 @@ from harness.params import KPAParams
 from harness.profiles import load_profile, read_yaml
 from harness.resolve import resolve
 
-__all__ = ["ENGINES", "KEYS", "Scenario", "Segment", "load_scenario", "per_second", "scenario_from_dict"]
+__all__ = [
+    "ENGINES",
+    "KEYS",
+    "Scenario",
+    "Segment",
+    "load_scenario",
+    "per_second",
+    "scenario_from_dict",
+]
 
 KEYS = (
     "name",
@@ -59,7 +67,7 @@ KEYS = (
 )
 SEGMENT_KEYS = ("for", "concurrency", "rps")
 ENGINES = ("model", "upstream")
-"""``model``: the reference model; ``upstream``: Knative's own code (:mod:`harness.kpa.upstream`)."""
+"""``model``: the reference model; ``upstream``: Knative's own code (:mod:`.upstream`)."""
 MAX_SECONDS = 7 * 24 * 3600
 """Longest scenario accepted (a week of virtual time)."""
 
