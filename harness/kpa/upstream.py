@@ -56,8 +56,9 @@ BINARY = "kpaoracle"
 PREFIX = "autoscaling.knative.dev/"
 
 
-class UpstreamError(RuntimeError):
-    """The oracle refused a scenario (upstream's validation) or failed."""
+class UpstreamError(UserError):
+    """The oracle could not be built or run, or refused a scenario (upstream's validation):
+    one line for the CLI (exit 2); the build's own output is printed above it."""
 
 
 # --- build -------------------------------------------------------------------------
@@ -123,22 +124,19 @@ def build(*, progress: IO[str] | None = None) -> Path:
         proc = subprocess.Popen(cmd, cwd=UPSTREAM_DIR, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
-        tail: list[str] = []
         compiled = 0
-        for line in proc.stdout:  # live: module downloads as they come, packages counted
+        for line in proc.stdout:  # live: module downloads and errors as they come
             line = line.rstrip()
-            tail = [*tail[-40:], line]
             if line.startswith("go: ") or " " in line:
                 print(f"  {line}", file=out, flush=True)
-            else:
+            else:  # a package compiled: counted, not listed
                 compiled += 1
                 if compiled % 50 == 0:
                     print(f"  compiled {compiled} packages ...", file=out, flush=True)
         if proc.wait() != 0:
             tmp.unlink(missing_ok=True)
-            text = "\n".join(tail)
             raise UpstreamError(f"go build of {UPSTREAM_DIR / 'kpaoracle'} failed "
-                                f"(exit {proc.returncode}):\n{text}")
+                                f"(exit {proc.returncode}); its output is above")
         print(f"  compiled {compiled} packages", file=out, flush=True)
         tmp.replace(binary)
         print(f"harness: upstream engine ready: {binary}", file=out, flush=True)
@@ -296,5 +294,6 @@ def simulate_upstream(scenario: Scenario, **knobs: Any) -> pd.DataFrame:
     """One scenario through the upstream engine (see :func:`oracle_input` for ``knobs``)."""
     (answer,) = list(run_many([oracle_input(scenario, id=0, **knobs)]))
     if "error" in answer:
-        raise UpstreamError(f"upstream refused the scenario: {answer['error']}")
+        raise UpstreamError(f"Knative refuses the scenario: {answer['error']}",
+                            where=scenario.where)
     return frame(answer["columns"])

@@ -58,8 +58,6 @@ func newEnvironment() *environment {
 	}
 }
 
-func (e *environment) close() {}
-
 type columns struct {
 	T         []int     `json:"t"`
 	Load      []float64 `json:"load"`
