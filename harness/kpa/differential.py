@@ -452,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20260)
     ap.add_argument("--shrink", action="store_true", help="shrink and print the first divergence")
     args = ap.parse_args(argv)
-    report = differential(args.count, args.seed)
+    try:
+        report = differential(args.count, args.seed)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"differential check against {UPSTREAM_DIR.name}/ (Knative's own autoscaler code): "
           f"{report.count} scenarios, {report.agreed} agree ({report.rate:.4%}), "
           f"{report.refused} refused by both, {report.count - report.agreed} diverge; "

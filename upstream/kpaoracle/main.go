@@ -26,7 +26,6 @@ func main() {
 	dec := json.NewDecoder(in)
 	enc := json.NewEncoder(out)
 	env := newEnvironment()
-	defer env.close()
 	for {
 		var sc scenario
 		err := dec.Decode(&sc)
