@@ -142,6 +142,7 @@ class LocalCluster:
         self.domain = domain
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hx-pods-"))
+        self.emulator.pod_logs_root = self.workdir
         self.ingress = Ingress("127.0.0.1", 0, activator_timeout=activator_timeout)
         self.kpa = KPAController(self.store, ingress=self.ingress)
         self.ingress.on_first_request = self.kpa.on_first_request

@@ -71,6 +71,9 @@ class Emulator:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._thread = LoopThread("the emulator", self._main)
+        self.pod_logs_root: Path | None = None
+        """Where the kubelet keeps container logs (set by the local cluster before start);
+        without it ``pods/NAME/log`` says the container is waiting to start."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -88,7 +91,8 @@ class Emulator:
         return self
 
     async def _main(self, started: Callable[[], None]) -> None:
-        app = build_app(self.store, faults=self.faults, settings=self.settings)
+        app = build_app(self.store, faults=self.faults, settings=self.settings,
+                        pod_logs_root=self.pod_logs_root)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)

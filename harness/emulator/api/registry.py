@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from harness.emulator.api import printers
+from harness.emulator.api.printers import Column
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 COMMON_FIELDS = ("metadata.name", "metadata.namespace")
@@ -42,6 +45,12 @@ class ResourceType:
     """Built-in types accept strategic merge patch; custom resources answer 415."""
     fields: tuple[str, ...] = ()
     """Field-selector labels beyond ``metadata.name`` and ``metadata.namespace``."""
+    logs: bool = False
+    """Serves the ``log`` subresource (pods)."""
+    columns: tuple[Column, ...] = ()
+    """Printer columns of ``kubectl get`` (server-side Table; see :mod:`.printers`). For a
+    custom resource these are its CRD's ``additionalPrinterColumns`` (JSONPath columns);
+    empty means Name and Age."""
 
     @property
     def api_version(self) -> str:
@@ -78,6 +87,9 @@ class ResourceType:
             out.append({"name": f"{self.plural}/status", "singularName": "",
                         "namespaced": self.namespaced, "kind": self.kind,
                         "verbs": ["get", "patch", "update"]})
+        if self.logs:
+            out.append({"name": f"{self.plural}/log", "singularName": "",
+                        "namespaced": self.namespaced, "kind": self.kind, "verbs": ["get"]})
         if self.scale is not None:
             out.append({"name": f"{self.plural}/scale", "singularName": "",
                         "namespaced": self.namespaced, "kind": "Scale", "group": "autoscaling",
@@ -100,47 +112,105 @@ KSERVE = "serving.kserve.io"
 KNATIVE = "serving.knative.dev"
 KNATIVE_AUTOSCALING = "autoscaling.internal.knative.dev"
 
+_TRAFFIC = ".status.components.predictor.traffic"
+_ISVC_COLUMNS = (
+    Column("URL", json_path=".status.url"),
+    Column("Ready", json_path=".status.conditions[?(@.type=='Ready')].status"),
+    Column("Prev", "integer", json_path=f"{_TRAFFIC}[?(@.tag=='prev')].percent"),
+    Column("Latest", "integer", json_path=f"{_TRAFFIC}[?(@.latestRevision==true)].percent"),
+    Column("PrevRolledoutRevision", json_path=f"{_TRAFFIC}[?(@.tag=='prev')].revisionName"),
+    Column("LatestReadyRevision",
+           json_path=f"{_TRAFFIC}[?(@.latestRevision==true)].revisionName"),
+    printers.AGE,
+)
+"""KServe's ``serving.kserve.io_inferenceservices.yaml`` printer columns."""
+_RUNTIME_COLUMNS = (
+    Column("Disabled", "boolean", json_path=".spec.disabled"),
+    Column("ModelType", json_path=".spec.supportedModelFormats[*].name"),
+    Column("Containers", json_path=".spec.containers[*].name"),
+    printers.AGE,
+)
+"""KServe's (Cluster)ServingRuntime printer columns."""
+_LATEST = (Column("LatestCreated", json_path=".status.latestCreatedRevisionName"),
+           Column("LatestReady", json_path=".status.latestReadyRevisionName"))
+_KSVC_COLUMNS = printers.ready_columns(Column("URL", json_path=".status.url"), *_LATEST)
+_CONFIGURATION_COLUMNS = printers.ready_columns(*_LATEST)
+_ROUTE_COLUMNS = printers.ready_columns(Column("URL", json_path=".status.url"))
+_REVISION_COLUMNS = (
+    Column("Config Name",
+           json_path=".metadata.labels['serving\\.knative\\.dev/configuration']"),
+    Column("Generation",
+           json_path=".metadata.labels['serving\\.knative\\.dev/configurationGeneration']"),
+    *printers.ready_columns(),
+    Column("Actual Replicas", "integer", json_path=".status.actualReplicas"),
+    Column("Desired Replicas", "integer", json_path=".status.desiredReplicas"),
+)
+_PA_COLUMNS = printers.ready_columns(
+    Column("DesiredScale", "integer", json_path=".status.desiredScale"),
+    Column("ActualScale", "integer", json_path=".status.actualScale"))
+"""Knative Serving's ``config/core/300-resources/*.yaml`` printer columns."""
+
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", namespaced=False, short_names=("ns",),
-                 status=True, fields=("status.phase",)),
+                 status=True, fields=("status.phase",),
+                 columns=printers.NAMESPACE_COLUMNS),
     ResourceType("", "v1", "Node", "nodes", namespaced=False, short_names=("no",), status=True,
-                 fields=("spec.unschedulable",)),
+                 fields=("spec.unschedulable",),
+                 columns=printers.NODE_COLUMNS),
     ResourceType("", "v1", "Pod", "pods", short_names=("po",), categories=("all",), status=True,
-                 fields=_POD_FIELDS),
-    ResourceType("", "v1", "Event", "events", short_names=("ev",), fields=_EVENT_FIELDS),
-    ResourceType("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
-    ResourceType("", "v1", "Secret", "secrets", fields=("type",)),
+                 fields=_POD_FIELDS, logs=True,
+                 columns=printers.POD_COLUMNS),
+    ResourceType("", "v1", "Event", "events", short_names=("ev",), fields=_EVENT_FIELDS,
+                 columns=printers.EVENT_COLUMNS),
+    ResourceType("", "v1", "ConfigMap", "configmaps", short_names=("cm",),
+                 columns=printers.CONFIGMAP_COLUMNS),
+    ResourceType("", "v1", "Secret", "secrets", fields=("type",),
+                 columns=printers.SECRET_COLUMNS),
     ResourceType("", "v1", "Service", "services", short_names=("svc",), categories=("all",),
-                 status=True),
-    ResourceType("", "v1", "Endpoints", "endpoints", short_names=("ep",)),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
+                 status=True,
+                 columns=printers.SERVICE_COLUMNS),
+    ResourceType("", "v1", "Endpoints", "endpoints", short_names=("ep",),
+                 columns=printers.ENDPOINTS_COLUMNS),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",),
+                 columns=printers.SERVICEACCOUNT_COLUMNS),
     ResourceType("apps", "v1", "Deployment", "deployments", short_names=("deploy",),
-                 categories=("all",), status=True, scale=ScaleSpec()),
+                 categories=("all",), status=True, scale=ScaleSpec(),
+                 columns=printers.DEPLOYMENT_COLUMNS),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", short_names=("rs",),
-                 categories=("all",), status=True, scale=ScaleSpec()),
+                 categories=("all",), status=True, scale=ScaleSpec(),
+                 columns=printers.REPLICASET_COLUMNS),
     ResourceType("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
-    ResourceType("coordination.k8s.io", "v1", "Lease", "leases"),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases",
+                 columns=printers.LEASE_COLUMNS),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                  "customresourcedefinitions", namespaced=False, short_names=("crd", "crds"),
-                 status=True),
+                 status=True,
+                 columns=printers.CRD_COLUMNS),
     ResourceType(KSERVE, "v1beta1", "InferenceService", "inferenceservices",
-                 short_names=("isvc",), status=True, builtin=False),
-    ResourceType(KSERVE, "v1alpha1", "ServingRuntime", "servingruntimes", builtin=False),
+                 short_names=("isvc",), status=True, builtin=False,
+                 columns=_ISVC_COLUMNS),
+    ResourceType(KSERVE, "v1alpha1", "ServingRuntime", "servingruntimes", builtin=False,
+                 columns=_RUNTIME_COLUMNS),
     ResourceType(KSERVE, "v1alpha1", "ClusterServingRuntime", "clusterservingruntimes",
-                 namespaced=False, builtin=False),
+                 namespaced=False, builtin=False, columns=_RUNTIME_COLUMNS),
     ResourceType(KNATIVE, "v1", "Service", "services", short_names=("kservice", "ksvc"),
-                 categories=("all", "knative", "serving"), status=True, builtin=False),
+                 categories=("all", "knative", "serving"), status=True, builtin=False,
+                 columns=_KSVC_COLUMNS),
     ResourceType(KNATIVE, "v1", "Configuration", "configurations",
                  short_names=("config", "cfg"), categories=("all", "knative", "serving"),
-                 status=True, builtin=False),
+                 status=True, builtin=False,
+                 columns=_CONFIGURATION_COLUMNS),
     ResourceType(KNATIVE, "v1", "Revision", "revisions", short_names=("rev",),
-                 categories=("all", "knative", "serving"), status=True, builtin=False),
+                 categories=("all", "knative", "serving"), status=True, builtin=False,
+                 columns=_REVISION_COLUMNS),
     ResourceType(KNATIVE, "v1", "Route", "routes", short_names=("rt",),
-                 categories=("all", "knative", "serving"), status=True, builtin=False),
+                 categories=("all", "knative", "serving"), status=True, builtin=False,
+                 columns=_ROUTE_COLUMNS),
     ResourceType(KNATIVE_AUTOSCALING, "v1alpha1", "PodAutoscaler", "podautoscalers",
                  short_names=("kpa", "pa"), categories=("all", "knative", "serving",
                                                          "autoscaling"),
-                 status=True, builtin=False),
+                 status=True, builtin=False,
+                 columns=_PA_COLUMNS),
 )
 
 
@@ -214,6 +284,9 @@ def crd_object(rtype: ResourceType) -> dict[str, object]:
                 "schema": {"openAPIV3Schema": {"type": "object",
                                                "x-kubernetes-preserve-unknown-fields": True}},
                 "subresources": subresources,
+                **({"additionalPrinterColumns": [c.printer_column() for c in rtype.columns
+                                                 if c.json_path]}
+                   if rtype.columns else {}),
             }],
         },
         "status": {"acceptedNames": names, "storedVersions": [rtype.version],

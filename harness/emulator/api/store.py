@@ -57,6 +57,7 @@ from harness.emulator.api.subscriptions import Watch, WatchEvent
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
 PATCH_STRATEGIC = "application/strategic-merge-patch+json"
+PATCH_APPLY = "application/apply-patch+yaml"
 PATCH_TYPES = {"json": PATCH_JSON, "merge": PATCH_MERGE, "strategic": PATCH_STRATEGIC,
                PATCH_JSON: PATCH_JSON, PATCH_MERGE: PATCH_MERGE,
                PATCH_STRATEGIC: PATCH_STRATEGIC}
@@ -197,8 +198,9 @@ class Store:
     # ------------------------------------------------------------------ create
 
     def create(self, resource: str | ResourceType, obj: dict[str, Any], *,
-               namespace: str | None = None) -> dict[str, Any]:
-        """Create ``obj`` (``metadata.generateName`` honoured); 409 AlreadyExists on a clash."""
+               namespace: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Create ``obj`` (``metadata.generateName`` honoured); 409 AlreadyExists on a clash.
+        ``dry_run`` (``?dryRun=All``) checks and answers without storing."""
         rtype = self.resource(resource)
         obj = copy.deepcopy(check_body(obj))
         meta = obj.setdefault("metadata", {})
@@ -240,6 +242,8 @@ class Store:
             apply_defaults(rtype, obj)
             normalize(obj)
             self._admit(rtype, obj)
+            if dry_run:
+                return obj
             self._put(rtype, key, obj, "ADDED")
             return copy.deepcopy(obj)
 
@@ -344,7 +348,7 @@ class Store:
 
     def update(self, resource: str | ResourceType, obj: dict[str, Any], *,
                namespace: str | None = None, subresource: str | None = None,
-               ) -> dict[str, Any]:
+               dry_run: bool = False) -> dict[str, Any]:
         """Replace an object (PUT). A set ``metadata.resourceVersion`` that is not the
         current one gives 409 Conflict. ``subresource="status"`` writes only the status;
         a main-resource update keeps the stored status when the type has a status
@@ -369,10 +373,12 @@ class Store:
             if want_rv not in (None, "") and str(want_rv) != current["metadata"][
                     "resourceVersion"]:
                 raise conflict(rtype.group, rtype.plural, meta["name"])
-            return copy.deepcopy(self._write(rtype, key, current, obj, subresource))
+            return copy.deepcopy(self._write(rtype, key, current, obj, subresource,
+                                             dry_run=dry_run))
 
     def _write(self, rtype: ResourceType, key: Key, current: dict[str, Any],
-               obj: dict[str, Any], subresource: str | None) -> dict[str, Any]:
+               obj: dict[str, Any], subresource: str | None, *,
+               dry_run: bool = False) -> dict[str, Any]:
         """Merge server-owned fields, bump generation, store, maybe finish a deletion."""
         if subresource == "status":
             new = copy.deepcopy(current)
@@ -409,6 +415,8 @@ class Store:
             self._admit(rtype, new)
         if subresource is None and _spec_part(new) != _spec_part(current):
             meta["generation"] = int(cur_meta.get("generation", 1)) + 1
+        if dry_run:
+            return new
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not (
                 self._graceful_pending(rtype, new)):
             self._remove(rtype, key, new)
@@ -419,7 +427,7 @@ class Store:
 
     def patch(self, resource: str | ResourceType, name: str, body: Any, *,
               namespace: str | None = None, patch_type: str = "merge",
-              subresource: str | None = None) -> dict[str, Any]:
+              subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         """Apply a JSON, merge or strategic merge patch (``patch_type`` is ``"json"``,
         ``"merge"``, ``"strategic"`` or the content type). Strategic merge on a custom
         resource gives 415, as on a real server."""
@@ -466,7 +474,40 @@ class Store:
             if (new.get("metadata") or {}).get("name", name) != name:
                 raise bad_request("the name of the object does not match the name on the URL")
             return copy.deepcopy(self._write(rtype, key, current, new,
-                                             "status" if subresource == "status" else None))
+                                             "status" if subresource == "status" else None,
+                                             dry_run=dry_run))
+
+    def apply(self, resource: str | ResourceType, name: str, body: Any, *,
+              namespace: str | None = None, subresource: str | None = None,
+              dry_run: bool = False) -> tuple[dict[str, Any], bool]:
+        """Server-side apply (``application/apply-patch+yaml``): create the object when it
+        does not exist, else merge the applied configuration into it (strategic merge for
+        built-in kinds, JSON merge for custom resources). Field managers and conflicts
+        are not tracked. Returns the object and whether it was created."""
+        rtype = self.resource(resource)
+        if not isinstance(body, dict):
+            raise bad_request("the applied configuration must be an object")
+        meta = body.get("metadata")
+        if not isinstance(meta, dict):
+            raise bad_request("metadata: Required value: the applied configuration needs "
+                              "metadata")
+        if meta.get("name") not in (None, name):
+            raise bad_request("the name of the object does not match the name on the URL")
+        for field in ("apiVersion", "kind"):
+            if not body.get(field):
+                raise bad_request(f"{field} must be set in the applied configuration")
+        self._check_kind(rtype, body)
+        with self._lock:
+            if self._objects[rtype.key].get(self._key(rtype, name, namespace)) is None:
+                if subresource is not None:
+                    raise not_found(rtype.group, rtype.plural, name)
+                created = {**body, "metadata": {**meta, "name": name}}
+                return self.create(rtype, created, namespace=namespace, dry_run=dry_run), True
+            merge = {**body, "metadata": {k: v for k, v in meta.items()
+                                          if k not in ("resourceVersion", "managedFields")}}
+            ptype = "strategic" if rtype.builtin else "merge"
+            return self.patch(rtype, name, merge, namespace=namespace, patch_type=ptype,
+                              subresource=subresource, dry_run=dry_run), False
 
     # ------------------------------------------------------------------ scale subresource
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from harness.emulator.api import podlogs
 from harness.emulator.api.status import ApiError
 from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
@@ -103,6 +104,10 @@ class PodRuntime:
     started: float = field(default_factory=time.monotonic)
     log_path: Path | None = None
     log_offset: int = 0
+    capture: asyncio.Task[None] | None = None
+    last_terminated: dict[str, Any] | None = None
+    """The ``terminated`` state of the container's previous instance (``lastState``)."""
+    """Pumps the process's stdout and stderr into ``log_path`` (:mod:`..podlogs`)."""
     ready_s: float | None = None
     """Seconds from the kubelet seeing the pod to the server answering ready."""
 
@@ -209,13 +214,15 @@ class Kubelet(Controller):
                                    "serving.knative.dev/revision", ""))
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any],
-                          ready: bool, restarts: int = 0) -> list[dict[str, Any]]:
+                          ready: bool, restarts: int = 0,
+                          last: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         out = []
         for c in (pod.get("spec") or {}).get("containers") or []:
             out.append({"name": c.get("name", "kserve-container"),
                         "image": c.get("image", "harness/modelserver"),
                         "imageID": "", "ready": ready, "restartCount": restarts,
-                        "started": "running" in state, "state": state})
+                        "started": "running" in state, "state": state,
+                        "lastState": {"terminated": last} if last else {}})
         return out
 
     async def _run(self, rt: PodRuntime, pod: dict[str, Any]) -> None:
@@ -302,16 +309,16 @@ class Kubelet(Controller):
     async def _run_container(self, rt: PodRuntime, env: dict[str, str], pod_dir: Path,
                              name: str, restarts: int, args: list[str] | None = None) -> int:
         """Start the model server, publish its port, wait ready; returns its exit code."""
-        log_path = pod_dir / f"{name}.log"
-        with open(log_path, "ab") as log_file:
-            rt.log_offset = log_path.stat().st_size
-            rt.log_path = log_path
-            rt.proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "modelserver", *(args or []), env=env,
-                cwd=str(MODELSERVER_ROOT),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_child_setup)
+        rt.log_path = podlogs.start_instance(self.workdir, rt.namespace, rt.name, name)
+        rt.log_offset = 0
+        rt.proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "modelserver", *(args or []), env=env,
+            cwd=str(MODELSERVER_ROOT),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            preexec_fn=_child_setup)
+        rt.capture = asyncio.create_task(podlogs.capture(rt.proc.stdout, rt.proc.stderr,
+                                                         rt.log_path))
         try:
             rt.port = await self._wait_port(rt)
         except RuntimeError:
@@ -323,7 +330,8 @@ class Kubelet(Controller):
         fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
         started = now_rfc3339()
         self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
-            fresh, {"running": {"startedAt": started}}, False, restarts)})
+            fresh, {"running": {"startedAt": started}}, False, restarts,
+            rt.last_terminated)})
         record_event(self.store, fresh, "Normal", "Started", f"Started container {name}",
                      COMPONENT)
         try:
@@ -337,35 +345,42 @@ class Kubelet(Controller):
             rt.ready_s = time.monotonic() - rt.started
             self.startup_times.append(rt.ready_s)
         self._patch_status(rt, {"containerStatuses": self._container_status(
-            fresh, {"running": {"startedAt": started}}, True, restarts)},
+            fresh, {"running": {"startedAt": started}}, True, restarts, rt.last_terminated)},
             {"ContainersReady": ("True", ""), "Ready": ("True", "")})
         code = await rt.proc.wait()
+        await self._end_capture(rt)
         self._read_log(rt)
         if not rt.terminating:
             log.warning("kubelet: %s/%s exited with %s: %s", rt.namespace, rt.name, code,
                         " | ".join(list(rt.output)[-5:]))
+            rt.last_terminated = {"exitCode": code, "reason": "Error",
+                                  "startedAt": started, "finishedAt": now_rfc3339()}
             self._patch_status(rt, {"containerStatuses": self._container_status(
-                fresh, {"terminated": {"exitCode": code, "reason": "Error",
-                                       "startedAt": started, "finishedAt": now_rfc3339()}},
-                False, restarts + 1)},
+                fresh, {"terminated": rt.last_terminated}, False, restarts + 1,
+                rt.last_terminated)},
                 {"ContainersReady": ("False", "ContainersNotReady"),
                  "Ready": ("False", "ContainersNotReady")})
         return code
 
+    @staticmethod
+    async def _end_capture(rt: PodRuntime) -> None:
+        """Wait (briefly) for the log pump to drain the pipes of an exited process."""
+        if rt.capture is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(rt.capture), 2.0)
+
     def _read_log(self, rt: PodRuntime) -> str:
-        """New output of the container since the last read (kept in ``rt.output``)."""
+        """New complete output lines of the container since the last read (also kept in
+        ``rt.output``)."""
         if rt.log_path is None:
             return ""
         try:
-            with open(rt.log_path, "rb") as f:
-                f.seek(rt.log_offset)
-                data = f.read()
+            lines, rt.log_offset = podlogs.read_lines(rt.log_path, rt.log_offset)
         except OSError:
             return ""
-        rt.log_offset += len(data)
-        text = data.decode(errors="replace")
-        rt.output.extend(line for line in text.splitlines() if line)
-        return text
+        texts = [ln.text.decode(errors="replace") for ln in lines]
+        rt.output.extend(t for t in texts if t)
+        return "".join(t + "\n" for t in texts)
 
     async def _wait_port(self, rt: PodRuntime) -> int:
         assert rt.proc is not None
@@ -432,6 +447,7 @@ class Kubelet(Controller):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), _STOP_KILL_S)
+        await self._end_capture(rt)
         if cancel_task and rt.task is not None and not rt.task.done():
             rt.task.cancel()
 
