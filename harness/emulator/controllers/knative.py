@@ -26,6 +26,7 @@ from harness.emulator.controllers.base import (
     owner_ref,
     set_status,
 )
+from harness.emulator.controllers.scheduler import record_event
 
 KSVC = "serving.knative.dev/services"
 CONFIG = "serving.knative.dev/configurations"
@@ -100,6 +101,9 @@ class KnativeController(Controller):
         template = copy.deepcopy((ksvc.get("spec") or {}).get("template") or {})
         labels = {SERVICE_LABEL: name, **{k: v for k, v in (ksvc["metadata"].get(
             "labels") or {}).items()}}
+        if self.store.try_get(CONFIG, name, namespace=ns) is None:
+            record_event(self.store, ksvc, "Normal", "Created",
+                         f'Created Configuration "{name}"', "service-controller")
         config = apply(self.store, CONFIG, {
             "apiVersion": "serving.knative.dev/v1", "kind": "Configuration",
             "metadata": {"name": name, "namespace": ns, "labels": labels,
@@ -107,7 +111,8 @@ class KnativeController(Controller):
             "spec": {"template": template}})
         gen = int(config["metadata"].get("generation", 1))
         rev = self._revision(config, template, gen, name)
-        self._pa_and_deployment(rev)
+        if not self._pa_and_deployment(rev):
+            return
         rev = self._revision_status(rev)
         revisions = [r for r in self.store.list(REVISION, namespace=ns,
                                                 label_selector=f"{CONFIG_LABEL}={name}")["items"]]
@@ -136,13 +141,18 @@ class KnativeController(Controller):
         spec = copy.deepcopy(template.get("spec") or {})
         spec.setdefault("containerConcurrency", 0)
         spec.setdefault("timeoutSeconds", 300)
+        record_event(self.store, config, "Normal", "Created", f'Created Revision "{name}"',
+                     "configuration-controller")
         return self.store.create(REVISION, {
             "metadata": {"name": name, "labels": labels,
                          "annotations": dict(tmeta.get("annotations") or {}),
                          "ownerReferences": [owner_ref(config)]},
             "spec": spec}, namespace=ns)
 
-    def _pa_and_deployment(self, rev: dict[str, Any]) -> None:
+    def _pa_and_deployment(self, rev: dict[str, Any]) -> bool:
+        """Create the PA and the Deployment; False when a Deployment of that name exists
+        that the revision does not own (Knative marks it ``NotOwned`` and records the
+        reconciler's error as a Warning ``InternalError`` event on the Revision)."""
         meta = rev["metadata"]
         ns, name = meta["namespace"], meta["name"]
         spec = rev.get("spec") or {}
@@ -160,8 +170,13 @@ class KnativeController(Controller):
                          "reachability": "Reachable", "protocolType": "http1"}},
                 namespace=ns)
         dname = f"{name}-deployment"
-        if self.store.try_get(DEPLOY, dname, namespace=ns) is not None:
-            return
+        existing = self.store.try_get(DEPLOY, dname, namespace=ns)
+        if existing is not None:
+            owners = existing["metadata"].get("ownerReferences") or []
+            if any(o.get("uid") == meta["uid"] and o.get("controller") for o in owners):
+                return True
+            self._not_owned(rev, dname)
+            return False
         pod_labels = dict(labels)
         pod_labels.setdefault("app", name)
         pod_annotations = {k: v for k, v in annotations.items() if not k.startswith(AUTOSCALING)}
@@ -180,6 +195,23 @@ class KnativeController(Controller):
                      "template": {"metadata": {"labels": pod_labels,
                                                "annotations": pod_annotations},
                                   "spec": pod_spec}}}, namespace=ns)
+        return True
+
+    def _not_owned(self, rev: dict[str, Any], deployment: str) -> None:
+        prev = (rev.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "ResourcesAvailable" and c.get("reason") == "NotOwned"
+               for c in prev):
+            return
+        message = f'There is an existing Deployment "{deployment}" that we do not own.'
+        status = {**(rev.get("status") or {}),
+                  "observedGeneration": rev["metadata"].get("generation", 1),
+                  "conditions": [
+                      condition("Ready", "False", "NotOwned", message, prev),
+                      condition("ResourcesAvailable", "False", "NotOwned", message, prev)]}
+        set_status(self.store, REVISION, rev, status)
+        record_event(self.store, rev, "Warning", "InternalError",
+                     f'revision: "{rev["metadata"]["name"]}" does not own Deployment: '
+                     f'"{deployment}"', "revision-controller")
 
     def _route(self, ksvc: dict[str, Any], latest_ready: dict[str, Any] | None,
                ) -> dict[str, Any]:
@@ -187,6 +219,7 @@ class KnativeController(Controller):
         ns, name = meta["namespace"], meta["name"]
         traffic = ([{"revisionName": latest_ready["metadata"]["name"], "percent": 100,
                      "latestRevision": True}] if latest_ready else [])
+        created_route = self.store.try_get(ROUTE, name, namespace=ns) is None
         route = apply(self.store, ROUTE, {
             "apiVersion": "serving.knative.dev/v1", "kind": "Route",
             "metadata": {"name": name, "namespace": ns,
@@ -194,6 +227,9 @@ class KnativeController(Controller):
                          "ownerReferences": [owner_ref(ksvc)]},
             "spec": {"traffic": [{"configurationName": name, "percent": 100,
                                   "latestRevision": True}]}})
+        if created_route:
+            record_event(self.store, ksvc, "Normal", "Created", f'Created Route "{name}"',
+                         "service-controller")
         url = f"http://{name}.{ns}.{self.domain}"
         prev = (route.get("status") or {}).get("conditions") or []
         ok = latest_ready is not None
@@ -273,6 +309,15 @@ class KnativeController(Controller):
             "conditions": [condition("Ready", "True" if ok else "Unknown", "", "", prev)]}
         if latest_ready is not None:
             status["latestReadyRevisionName"] = latest_ready["metadata"]["name"]
+            was = (config.get("status") or {}).get("latestReadyRevisionName")
+            if not was:
+                record_event(self.store, config, "Normal", "ConfigurationReady",
+                             "Configuration becomes ready", "configuration-controller")
+            if was != status["latestReadyRevisionName"]:
+                record_event(self.store, config, "Normal", "LatestReadyUpdate",
+                             "LatestReadyRevisionName updated to "
+                             f'"{status["latestReadyRevisionName"]}"',
+                             "configuration-controller")
         return set_status(self.store, CONFIG, config, status)
 
     def _ksvc_status(self, ksvc: dict[str, Any], config: dict[str, Any],

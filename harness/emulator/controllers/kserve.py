@@ -65,6 +65,8 @@ SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
 AUTOSCALING = "autoscaling.knative.dev/"
 MODEL_IMAGE = "harness/modelserver:0.1.0"
+EVENT_SOURCE = "v1beta1Controllers"
+"""The component KServe's manager records its InferenceService events as."""
 STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.15.0"
 DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", SOURCE_URI,
               "serving.kserve.io/deploymentMode", "serving.kserve.io/modelFormat")
@@ -206,7 +208,7 @@ class KServeController(Controller):
         if key not in self._reported:
             self._reported.add(key)
             record_event(self.store, isvc, "Warning", "InternalError", message,
-                         "v1beta1Controllers")
+                         EVENT_SOURCE)
 
     def _refused(self, isvc: dict[str, Any], why: NoRuntime) -> None:
         """KServe 0.20 when no runtime serves the model: an event, the model status."""
@@ -290,4 +292,13 @@ class KServeController(Controller):
             status["url"] = f"http://{host}.{domain}"
             status["address"] = {"url": f"http://{meta['name']}.{meta['namespace']}"
                                         ".svc.cluster.local"}
+        was_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in prev)
+        if ready and not was_ready:
+            record_event(self.store, isvc, "Normal", "InferenceServiceReady",
+                         f"InferenceService [{meta['name']}] is Ready", EVENT_SOURCE)
+        elif was_ready and not ready:
+            record_event(self.store, isvc, "Warning", "InferenceServiceNotReady",
+                         f"InferenceService [{meta['name']}] is no longer Ready because of: "
+                         + ", ".join(c["type"] for c in conditions if c["status"] == "False"),
+                         EVENT_SOURCE)
         set_status(self.store, ISVC, isvc, status)
