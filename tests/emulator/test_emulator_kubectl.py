@@ -1,6 +1,6 @@
 """kubectl as a second, independent client: get nodes, get pods -A -w, get isvc by short
-name, apply -f of an InferenceService (validation off: no OpenAPI served), delete.
-Skipped, with the reason, when kubectl is not on the PATH."""
+name, apply -f of an InferenceService (validation on: the server publishes OpenAPI v3 and
+validates fields), delete. Skipped, with the reason, when kubectl is not on the PATH."""
 
 from __future__ import annotations
 
@@ -52,11 +52,9 @@ def test_kubectl_get_apply_delete(emulator: Emulator, kubeconfig: Path, namespac
     assert labelled == ["node/gpu-rtx5000-1"]
     manifest = tmp_path / "isvc.yaml"
     manifest.write_text(ISVC)
-    out = kubectl(kubeconfig, cache, "apply", "--validate=false", "-n", namespace, "-f",
-                  str(manifest))
+    out = kubectl(kubeconfig, cache, "apply", "-n", namespace, "-f", str(manifest))
     assert "sklearn-iris created" in out
-    out = kubectl(kubeconfig, cache, "apply", "--validate=false", "-n", namespace, "-f",
-                  str(manifest))
+    out = kubectl(kubeconfig, cache, "apply", "-n", namespace, "-f", str(manifest))
     assert "unchanged" in out
     assert "sklearn-iris" in kubectl(kubeconfig, cache, "get", "isvc", "-n", namespace)
     stored = emulator.store.get("serving.kserve.io/inferenceservices", "sklearn-iris",
