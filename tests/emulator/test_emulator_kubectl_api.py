@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.emulator import printers, protobuf
-from harness.emulator.fieldvalidation import check, unknown_fields
+from harness.emulator.fieldvalidation import check, check_apply, unknown_fields
 from harness.emulator.jsonpath import find
 from harness.emulator.openapi import OpenAPI, kind_schema
 from harness.emulator.podlogs import LogQuery, capture, parse_line, read_lines, rfc3339nano
@@ -154,6 +154,24 @@ def test_unknown_fields_against_the_published_schemas() -> None:
     assert err.value.code == 400
     with pytest.raises(ApiError, match="Unsupported value"):
         check(isvc, doc, "strict")
+
+
+def test_server_side_apply_refuses_unknown_fields_as_structured_merge_diff() -> None:
+    dep = REG.get("apps/deployments")
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "web", "image": "i", "imagePullPolicyy": "x",
+                 "ports": [{"containerPort": 80, "protocol": "TCP", "hostIPP": "x"}]}]}}}}
+    with pytest.raises(ApiError) as err:
+        check_apply(dep, body, "ns", "d")
+    assert err.value.code == 500 and err.value.to_status().get("reason") is None
+    assert err.value.message == (
+        "failed to create typed patch object (ns/d; apps/v1, Kind=Deployment): errors:\n"
+        '  .spec.template.spec.containers[name="web"].imagePullPolicyy: field not declared '
+        "in schema\n"
+        '  .spec.template.spec.containers[name="web"].ports[containerPort=80,'
+        'protocol="TCP"].hostIPP: field not declared in schema')
+    check_apply(dep, {**body, "spec": {"replicas": 1}}, "ns", "d")
 
 
 def _ld(num: int, payload: bytes) -> bytes:

@@ -183,6 +183,12 @@ def test_unknown_field_gets_the_strict_decoding_error(applied: dict[str, object]
     assert ('InferenceService in version "v1beta1" cannot be handled as a InferenceService: '
             'strict decoding error: unknown field "spec.predictor.minReplica"') in done.stderr
     assert cluster.store.try_get(ISVC, "typo", namespace=ns) is None
+    done = k.run("apply", "--server-side", "-n", ns, "-f", str(bad), ok=False)
+    assert done.stderr.strip() == (
+        f"Error from server: failed to create typed patch object ({ns}/typo; "
+        "serving.kserve.io/v1beta1, Kind=InferenceService): .spec.predictor.minReplica: "
+        "field not declared in schema")
+    assert cluster.store.try_get(ISVC, "typo", namespace=ns) is None
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
                "metadata": {"labels": {"app": "web"}},

@@ -255,12 +255,11 @@ async def handle_resource(request: web.Request) -> web.StreamResponse:
             if not q.get("fieldManager"):
                 raise bad_request("PATCH, application/apply-patch+yaml requires the "
                                   "fieldManager parameter")
-            # server-side apply validates strictly unless told otherwise
-            warn = fieldvalidation.check(rt, body, mode or "Strict")
+            fieldvalidation.valid_mode(mode)
+            fieldvalidation.check_apply(rt, body, ns, name)
             obj, created = store.apply(rt, name, body, namespace=ns, subresource=sub,
                                        dry_run=dry_run)
-            return json_response(obj, status=201 if created else 200,
-                                 headers=fieldvalidation.warning_header(warn))
+            return json_response(obj, status=201 if created else 200)
         warn = [] if ctype == "application/json-patch+json" else fieldvalidation.check(
             rt, body, mode)
         return json_response(store.patch(rt, name, body, namespace=ns, patch_type=ctype,
@@ -284,6 +283,10 @@ async def handle_resource(request: web.Request) -> web.StreamResponse:
         if policy is None and opts.get("orphanDependents") is True:
             policy = "Orphan"
         if name is None:
+            if dry_run:
+                return json_response(store.list(
+                    rt, namespace=ns, label_selector=q.get("labelSelector"),
+                    field_selector=q.get("fieldSelector")))
             return json_response(_delete_collection(store, rt, ns, q, grace, policy))
         if sub is not None:
             raise method_not_allowed(f"DELETE is not supported on {request.path}")

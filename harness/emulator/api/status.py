@@ -31,7 +31,9 @@ def status_body(code: int, reason: str, message: str,
                 details: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                             "status": "Failure" if code >= 300 else "Success",
-                            "message": message, "reason": reason, "code": code}
+                            "message": message, "code": code}
+    if reason:
+        body["reason"] = reason
     if details:
         body["details"] = details
     return body
