@@ -364,7 +364,7 @@ def test_logs(applied: dict[str, object], k: Kubectl, cluster: LocalCluster) -> 
     pod = _predictor_pods(k, ns, "fixed-scale")[0]
     out = k("logs", pod, "-n", ns)
     assert re.search(r"^modelserver listening on http://127\.0\.0\.1:\d+$", out, re.M)
-    assert "modelserver model 'linear' ready" in out
+    assert "modelserver model 'fixed-scale' ready" in out
     assert k("logs", pod, "-n", ns, "-c", "kserve-container") == out
     assert k("logs", pod, "-n", ns, "--tail=1") == out.splitlines(keepends=True)[-1]
     stamped = k("logs", pod, "-n", ns, "--timestamps")
