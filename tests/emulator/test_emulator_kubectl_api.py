@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator import printers, protobuf
-from harness.emulator.fieldvalidation import check, check_apply, unknown_fields
-from harness.emulator.jsonpath import find
-from harness.emulator.openapi import OpenAPI, kind_schema
-from harness.emulator.podlogs import LogQuery, capture, parse_line, read_lines, rfc3339nano
-from harness.emulator.printers import human_duration, pod_summary
-from harness.emulator.resources import Registry
-from harness.emulator.status import ApiError
+from harness.emulator.api import printers, protobuf
+from harness.emulator.api.fieldvalidation import check, check_apply, unknown_fields
+from harness.emulator.api.jsonpath import find
+from harness.emulator.api.openapi import OpenAPI, kind_schema
+from harness.emulator.api.podlogs import LogQuery, capture, parse_line, read_lines, rfc3339nano
+from harness.emulator.api.printers import human_duration, pod_summary
+from harness.emulator.api.registry import Registry
+from harness.emulator.api.status import ApiError
 
 REG = Registry()
 

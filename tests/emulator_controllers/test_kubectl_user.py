@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.local_cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 ISVC_DIR = ROOT / "fixtures" / "isvc"
