@@ -91,11 +91,15 @@ class KPAParams:
     # --- derived values ---
     @property
     def panic_window(self) -> float:
-        """round(stable x pct / 100) to whole seconds, at least 1 s (``metric.go``)."""
-        return max(
-            BUCKET_SIZE,
-            float(_round_half_away(self.stable_window * self.panic_window_percentage / 100.0)),
-        )
+        """round(stable x pct / 100) to whole seconds, at least 1 s (``metric.go``).
+
+        In Go's arithmetic: the product is taken in float64 nanoseconds and truncated to
+        a whole ``time.Duration`` before ``Round(time.Second)``, so 125 s x 34.8 % is
+        43.499999999 s and rounds to 43 s, not 44 s.
+        """
+        ns = math.trunc(self.stable_window * 1e9 * self.panic_window_percentage / 100.0)
+        whole, rest = divmod(ns, 1_000_000_000)  # Duration.Round: halves away from zero
+        return max(BUCKET_SIZE, float(whole + (1 if 2 * rest >= 1_000_000_000 else 0)))
 
     @property
     def panic_threshold(self) -> float:
@@ -143,8 +147,3 @@ class KPAParams:
     @property
     def panic_buckets(self) -> int:
         return math.ceil(self.panic_window / BUCKET_SIZE)
-
-
-def _round_half_away(x: float) -> int:
-    """Go's ``time.Duration.Round`` rounds halfway values away from zero."""
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))

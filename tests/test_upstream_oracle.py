@@ -90,6 +90,8 @@ def test_generator_covers_the_ranges() -> None:
     pods = [d["initial_ready"] for d in docs]
     assert min(pods) == 0 and max(pods) > 50
     assert any(d.get("fresh") for d in docs) and any(d.get("hold_ready") for d in docs)
+    assert any(d.get("reachable") is False for d in docs)
+    assert any(len(d["load"]) > 5 for d in docs)
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)

@@ -254,6 +254,8 @@ def random_scenario(rng: random.Random) -> dict[str, Any]:
         doc["fresh"] = True
     if rng.random() < 0.1:
         doc["hold_ready"] = True
+    if rng.random() < 0.1:
+        doc["reachable"] = False
     if rng.random() < 0.7:
         doc["pod_startup"] = rng.choice([0, 1, 2, 5, 10, 30, 60] + ([700] if long else []))
     if rng.random() < 0.2:
@@ -322,7 +324,7 @@ def _model(doc: dict[str, Any]) -> tuple[Any, dict[str, list[Any]] | None, str |
         return None, None, str(exc)
     cols = simulate_columns(sc.params, sc.load, sc.pod_startup, initial_ready=sc.initial_ready,
                             hold_ready=sc.hold_ready, fresh=sc.fresh, history=sc.history,
-                            until=sc.until)
+                            until=sc.until, reachable=sc.reachable)
     return sc, cols, None
 
 
@@ -345,6 +347,7 @@ class _Unresolved:
         self.fresh = False
         self.history = None
         self.until = None
+        self.reachable = True
 
 
 def outcomes(docs: list[dict[str, Any]]) -> Iterator[Outcome]:

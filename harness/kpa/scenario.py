@@ -11,6 +11,8 @@ A scenario names the parameters and the load; everything but ``load`` is optiona
     initial_ready: 10             # ready pods at t = 0 (default 1)
     fresh: false                  # true: the revision is created at t = 0
     hold_ready: false             # true: ready pods stay at initial_ready
+    reachable: true               # false: no route points at the revision (routingState
+                                  # reserve): min-scale and retention ignored, no delay
     pod_startup: 30s              # scale-up decision -> pod ready
     history: 8.5                  # load seen before t = 0 (default: the first second's)
     load:                         # revision-wide totals, one segment after another
@@ -60,6 +62,7 @@ KEYS = (
     "initial_ready",
     "fresh",
     "hold_ready",
+    "reachable",
     "pod_startup",
     "history",
     "load",
@@ -92,6 +95,7 @@ class Scenario:
     initial_ready: int = 1
     fresh: bool = False
     hold_ready: bool = False
+    reachable: bool = True
     pod_startup: float = 0.0
     history: float | None = None
     until: float | None = None
@@ -121,6 +125,7 @@ class Scenario:
             fresh=self.fresh,
             history=self.history,
             until=self.until,
+            reachable=self.reachable,
         )
 
 
@@ -169,6 +174,7 @@ def scenario_from_dict(
         initial_ready=_int(doc, "initial_ready", default=1, where=where),
         fresh=_bool(doc, "fresh", where=where),
         hold_ready=_bool(doc, "hold_ready", where=where),
+        reachable=_bool(doc, "reachable", where=where, default=True),
         pod_startup=_duration(doc, "pod_startup", where=where, minimum=0.0) or 0.0,
         history=history,
         until=until,
@@ -266,8 +272,8 @@ def _int(doc: Mapping[str, Any], key: str, *, default: int, where: str) -> int:
     return value
 
 
-def _bool(doc: Mapping[str, Any], key: str, *, where: str) -> bool:
-    value = doc.get(key, False)
+def _bool(doc: Mapping[str, Any], key: str, *, where: str, default: bool = False) -> bool:
+    value = doc.get(key, default)
     if not isinstance(value, bool):
         raise UserError(f"{value!r} is not allowed; allowed: true or false", where=where, key=key)
     return value

@@ -231,6 +231,7 @@ def oracle_input(
         "initial_ready": scenario.initial_ready,
         "hold_ready": scenario.hold_ready,
         "fresh": scenario.fresh,
+        "reachable": scenario.reachable,
     }
     if scenario.history is not None:
         doc["history"] = scenario.history
