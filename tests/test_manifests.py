@@ -16,12 +16,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness.files import data_root
 from harness.kind import manifests as m
 from harness.kind import plan_up
 from harness.kind.config import load_versions
-from harness.profiles import PROFILE_NAMES, repo_root
+from harness.profiles import PROFILE_NAMES
 
-ROOT = repo_root()
+ROOT = data_root()
 CUSTOM_GROUPS = ("serving.kserve.io", "serving.knative.dev", "autoscaling.internal.knative.dev",
                  "networking.internal.knative.dev")
 
@@ -48,7 +49,7 @@ def validate(doc: dict[str, Any], where: str) -> None:
     if group in CUSTOM_GROUPS:
         schema = crd_schemas().get((doc["apiVersion"], doc["kind"]))
         if schema is None:
-            pytest.skip(f"{where}: no schema for {doc['apiVersion']} {doc['kind']} in "
+            pytest.fail(f"{where}: no schema for {doc['apiVersion']} {doc['kind']} in "
                         "fixtures/schemas/")
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=str)
         if errors:

@@ -373,9 +373,3 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of an ApiException (or of RetriesExhausted's last error)."""
-    status = getattr(exc, "status", None)
-    return int(status) if isinstance(status, int) else None

@@ -1,29 +1,15 @@
-"""Fixtures for the emulator's tests: an in-process emulator per session, a kubeconfig
-for it, an official-client ``ApiClient`` (the venv's version), and a fresh namespace."""
+"""Fixtures for the emulator's tests: an official-client ``ApiClient`` (the venv's version)
+on the session's emulator (``tests/conftest.py``), and a fresh namespace."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.emulator import Emulator, ServerSettings
-
-os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(settings=ServerSettings(bookmark_interval_s=0.5)) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="session")
-def kubeconfig(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+from harness.emulator import Emulator
 
 
 @pytest.fixture

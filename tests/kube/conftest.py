@@ -1,34 +1,20 @@
-"""Fixtures for harness.kube against the in-process emulator: one emulator per session
-(bookmarks every 0.5 s), its kubeconfig, a :class:`Kube` on it with a run id, and a fresh
-harness namespace per test. Faults are cleared after every test."""
+"""Fixtures for harness.kube against the session's emulator (``tests/conftest.py``): a
+:class:`Kube` on it with a run id, and a fresh harness namespace per test. Faults are
+cleared after every test."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.emulator import Emulator, ServerSettings
+from harness.emulator import Emulator
 from harness.kube.client import Kube, RetryPolicy, load_api_client
 from harness.kube.namespaces import create_namespace, new_run_id
 from harness.kube.safety import Guard
 
-os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-
 FAST_RETRY = RetryPolicy(attempts=6, base_s=0.01, max_backoff_s=0.2, deadline_s=10.0)
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(settings=ServerSettings(bookmark_interval_s=0.5)) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="session")
-def kubeconfig(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
 
 
 @pytest.fixture

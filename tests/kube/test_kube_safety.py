@@ -83,6 +83,8 @@ def test_a_labelled_namespace_made_elsewhere_is_writable(kube: Kube, emulator: E
                                                       "labels": {RUN_LABEL: run_id}}})
     try:
         kapply.apply(kube, CM, namespace="hx-other-worker")
+        written = emulator.store.get("configmaps", "x", namespace="hx-other-worker")
+        assert written["data"] == {"a": "1"}
     finally:
         emulator.store.delete("namespaces", "hx-other-worker")
 
