@@ -30,7 +30,19 @@ _UNITS_NS = {
     "m": 60 * NS_PER_SECOND,
     "h": 3600 * NS_PER_SECOND,
 }
-_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+_UNIT = "|".join(sorted(_UNITS_NS, key=len, reverse=True))
+"""The unit names, longest first so that ``ms`` is not read as ``m``."""
+_PART = re.compile(f"({_NUMBER})({_UNIT})")
+
+GO_DURATION_PATTERN = f"^[+-]?(?:0|(?:(?:{_NUMBER})(?:{_UNIT}))+)$"
+"""The grammar of :func:`parse_duration_ns` as one regular expression (Python and
+ECMA-262 alike), for the JSON Schemas: ``profile.schema.json`` gets it from
+:func:`harness.profiles.profile_schema`, ``loadprofile.schema.json`` holds a copy that a
+test compares with this one. Only the range (about 292 years) is beyond it."""
+GO_DURATION_FORMAT = "go-duration"
+"""The ``format`` that marks a Go-duration string in a JSON Schema, so that an error
+about one can be told from others without reading the pattern."""
 _EXAMPLES = "(e.g. '90s', '1m30s', '30m')"
 
 

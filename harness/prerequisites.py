@@ -17,10 +17,9 @@ the kind bring-up sets it up, the emulator starts with it, the preflight checks 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
-import yaml
+from harness.files import data_path, read_yaml
 
 KNATIVE_NAMESPACE = "knative-serving"
 FEATURES_CONFIGMAP = "config-features"
@@ -32,13 +31,12 @@ FEATURES = {flag: "enabled" for flag in PODSPEC_FLAGS.values()}
 METRICS_PROTOCOL = "metrics-protocol"
 OBSERVABILITY = {METRICS_PROTOCOL: "prometheus"}
 MODEL_FORMAT = "harness-linear"
-RUNTIME_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / \
-    f"{MODEL_FORMAT}.yaml"
+RUNTIME_FILE = data_path("fixtures", "runtimes", f"{MODEL_FORMAT}.yaml")
 
 
 def cluster_serving_runtime() -> dict[str, Any]:
     """The ``ClusterServingRuntime`` manifest (``fixtures/runtimes/harness-linear.yaml``)."""
-    return dict(yaml.safe_load(RUNTIME_FILE.read_text()))
+    return dict(read_yaml(RUNTIME_FILE))
 
 
 def serving_runtime(namespace: str | None = None) -> dict[str, Any]:

@@ -19,18 +19,14 @@ file, the key and what is allowed.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
-from harness.durations import DurationError, parse_duration
+from harness.durations import GO_DURATION_PATTERN, DurationError, parse_duration
 from harness.errors import UserError
+from harness.files import check_schema, data_path, display_path, read_yaml
 from harness.knobs import (
     ANNOTATION_BY_FULL_NAME,
     CONFIG_KEYS,
@@ -42,7 +38,6 @@ from harness.knobs import (
 
 PROFILE_NAMES = ("coreweave", "knative-defaults", "fast")
 
-GO_DURATION_PATTERN = r"^[+-]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
 GO_FLOAT_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 GO_INT_PATTERN = r"^[+-]?[0-9]+$"
 GO_BOOL_VALUES = ["1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False"]
@@ -51,21 +46,12 @@ CLAIM_DURATIONS = ("value", "min", "max")
 """Claim fields read as Go durations when the claim's ``unit`` is ``duration``."""
 
 
-def repo_root() -> Path:
-    """The repository that holds this package (the folder with ``fixtures/``)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here, *here.parents):
-        if (candidate / "fixtures" / "profiles").is_dir():
-            return candidate
-    return here.parent
-
-
 def profiles_dir() -> Path:
-    return repo_root() / "fixtures" / "profiles"
+    return data_path("fixtures", "profiles")
 
 
 def schema_path() -> Path:
-    return repo_root() / "fixtures" / "schemas" / "profile.schema.json"
+    return data_path("fixtures", "schemas", "profile.schema.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,23 +96,6 @@ def find_profile(name_or_path: str | Path) -> Path:
     if not path.is_file():
         raise UserError("file not found", where=str(path))
     return path
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML file; a missing or malformed file is a :class:`UserError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("file not found", where=str(path)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read file: {exc.strerror}", where=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"not valid YAML{at}: {problem}", where=str(path)) from None
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
@@ -177,50 +146,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
     )
 
 
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it, for messages."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def validate_document(doc: Any, *, where: str) -> None:
     """Check a profile document against the JSON Schema; the first error as one line."""
-    validator = jsonschema.Draft202012Validator(profile_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), e.path))
-    if not errors:
-        return
-    raise _schema_error(errors[0], where=where)
-
-
-def _schema_error(err: jsonschema.ValidationError, *, where: str) -> UserError:
-    path = ".".join(str(p) for p in err.absolute_path)
-    schema = err.schema if isinstance(err.schema, Mapping) else {}
-    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
-        allowed = sorted(schema.get("properties", {}))
-        extra = [k for k in err.instance if k not in allowed]
-        key = ".".join(p for p in (path, str(extra[0]) if extra else "") if p)
-        return UserError(
-            f"unknown key; allowed keys here: {', '.join(allowed)}", where=where, key=key
-        )
-    if err.validator == "propertyNames" or "propertyNames" in err.schema_path:
-        bad = err.instance
-        key = ".".join(p for p in (path, str(bad)) if p)
-        hint = ", ".join(schema["enum"]) if "enum" in schema else schema.get("description", "")
-        return UserError(f"unknown key; allowed: {hint}", where=where, key=key)
-    if err.validator == "required":
-        return UserError(err.message, where=where, key=path or None)
-    allowed = schema.get("description") or _describe(schema)
-    return UserError(
-        f"{err.instance!r} is not allowed; allowed: {allowed}", where=where, key=path or None
-    )
-
-
-def _describe(schema: Mapping[str, Any]) -> str:
-    if "type" in schema:
-        return f"a value of type {schema['type']}"
-    return "see fixtures/schemas/profile.schema.json"
+    check_schema(doc, profile_schema(), where=where)
 
 
 def _key_schema(key: Key) -> dict[str, Any]:
@@ -340,11 +268,3 @@ def profile_schema() -> dict[str, Any]:
         },
     }
 
-
-def write_schema(path: Path | None = None) -> Path:
-    """Regenerate the shipped schema file from the tables."""
-    path = path or schema_path()
-    path.write_text(
-        json.dumps(profile_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return path

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.files import display_path, read_yaml
 from harness.findings import Finding, configuration_findings, documentation_findings
 from harness.knobs import CONFIG_BY_NAME, PREFIX, parse_annotations, parse_config
 from harness.params import KPAParams
-from harness.profiles import Profile, display_path, load_profile, read_yaml
+from harness.profiles import Profile, load_profile
 
 SOURCES = ("annotation", "isvc", "configmap", "profile", "default")
 """Where an effective value came from. ``isvc``: an InferenceService field (or the

@@ -127,6 +127,16 @@ def test_missing_and_malformed_files_are_user_errors(tmp_path):
         load_scenario(write(tmp_path, "- 1\n"))
 
 
+def test_a_shipped_scenario_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("burst").name == load_scenario(SCENARIOS / "burst.yaml").name
+    with pytest.raises(UserError, match="no such scenario; shipped scenarios: burst, ") as exc:
+        load_scenario("bursty")
+    assert exc.value.where == "bursty"
+    (tmp_path / "burst").write_text("load: [{for: 1s, concurrency: 1}]\n")
+    assert load_scenario("burst").name != load_scenario(SCENARIOS / "burst.yaml").name
+
+
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)

@@ -15,8 +15,8 @@ from harness.cli import main
 from harness.errors import UserError
 from harness.load import runner
 from harness.load.profile import (
-    SCHEMA_PATH,
     SHAPES,
+    load_schema,
     parse_profile,
     profile_from_json,
     read_load_profile,
@@ -35,14 +35,14 @@ def test_every_shape_has_a_shipped_profile():
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
 def test_shipped_profiles_validate(path):
     doc = yaml.safe_load(path.read_text())
-    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
+    jsonschema.Draft202012Validator(load_schema()).validate(doc)
     prof = read_load_profile(path)
     assert prof.total > 0 and prof.name == path.stem
     assert profile_from_json(json.loads(json.dumps(prof.to_json()))) == prof
 
 
 def test_schema_is_a_valid_schema():
-    jsonschema.Draft202012Validator.check_schema(json.loads(SCHEMA_PATH.read_text()))
+    jsonschema.Draft202012Validator.check_schema(load_schema())
 
 
 def test_trace_profile_reads_the_csv():
@@ -74,7 +74,12 @@ def seg(**kw):
         (seg(shape="constant", duration="-5s", rate=3), "segments[0].duration", "positive"),
         (seg(shape="constant", duration="0s", rate=3), "segments[0].duration", "positive"),
         (seg(shape="constant", duration=5, rate=3), "segments[0].duration", "Go duration"),
-        (seg(shape="constant", rate=3), "segments[0].duration", "required field is missing"),
+        (seg(shape="constant", duration="0", rate=3), "segments[0].duration", "positive"),
+        (seg(shape="constant", duration="5x", rate=3), "segments[0].duration",
+         "'5x' is not a Go duration"),
+        (seg(shape="constant", duration="-5x", rate=3), "segments[0].duration",
+         "'-5x' is not a Go duration"),
+        (seg(shape="constant", rate=3), "segments[0].duration", "required key is missing"),
         (seg(shape="ramp", duration="5s", rate={"from": 1}), "segments[0].rate.to", "missing"),
         (seg(shape="constant", duration="5s"), "segments[0]", "exactly one of 'concurrency'"),
         (seg(shape="constant", duration="5s", rate=1, concurrency=1), "segments[0]",
@@ -82,7 +87,7 @@ def seg(**kw):
         (seg(shape="idle", duration="5s", rate=1), "segments[0]", "neither"),
         (seg(shape="constant", duration="5s", rate=-1), "segments[0].rate", ">= 0"),
         (seg(shape="constant", duration="5s", rate=1, extra=2), "segments[0].extra",
-         "unknown field"),
+         "unknown key"),
         (seg(shape="constant", duration="5s", concurrency=1.5), "segments[0].concurrency",
          "whole number"),
         (seg(shape="spike", duration="5s", rate={"base": 1, "peak": 5, "at": "4s",
@@ -96,7 +101,7 @@ def seg(**kw):
         (seg(shape="trace", rate={"file": "missing.csv"}), "segments[0].rate.file",
          "cannot read trace"),
         ({"segments": []}, "segments", "must not be empty"),
-        ({"name": "x"}, "segments", "required field is missing"),
+        ({"name": "x"}, "segments", "required key is missing"),
         ({"segments": [{"shape": "idle", "duration": "1s"}], "request": {"protocol": "v3"}},
          "request.protocol", "unknown value 'v3'"),
         ({"segments": [{"shape": "idle", "duration": "1s"}], "limits": {"timeout": "-1s"}},
@@ -152,3 +157,9 @@ def test_cli_bad_profile_in_a_subprocess(tmp_path):
 def test_parse_profile_defaults():
     prof = parse_profile({"segments": [{"shape": "idle", "duration": "1m"}]}, where="x")
     assert (prof.protocol, prof.model, prof.total, prof.timeout) == ("v1", "", 60.0, 30.0)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("+1m", 60.0), ("1m30s", 90.0), ("500μs", 5e-4)])
+def test_durations_follow_go_grammar(text, seconds):
+    prof = parse_profile({"segments": [{"shape": "idle", "duration": text}]}, where="x")
+    assert prof.total == pytest.approx(seconds)

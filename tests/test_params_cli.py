@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.profiles import repo_root
+from harness.files import data_root
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", "params", *args],
-        cwd=repo_root(),
+        cwd=data_root(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,8 +23,16 @@ def test_shipped_profile_validates_against_the_schema_file(name: str) -> None:
     assert load_profile(name).name == name
 
 
+REGENERATE = (
+    "python -c 'import json; from harness.profiles import profile_schema, schema_path; "
+    "schema_path().write_text(json.dumps(profile_schema(), indent=2, ensure_ascii=False) "
+    '+ "\\n", encoding="utf-8")\''
+)
+
+
 def test_schema_file_is_generated_from_the_key_tables() -> None:
-    assert json.loads(schema_path().read_text(encoding="utf-8")) == profile_schema()
+    committed = json.loads(schema_path().read_text(encoding="utf-8"))
+    assert committed == profile_schema(), f"the schema file is stale; regenerate: {REGENERATE}"
     jsonschema.Draft202012Validator.check_schema(profile_schema())
 
 
@@ -138,7 +146,7 @@ claims:
                      id="annotation out of range"),
         pytest.param("name: x\nclaims: {x: {quote: q, unit: duration, value: soon}}\n",
                      "claims.x.value", "not a duration", id="bad duration claim"),
-        pytest.param("config-autoscaler: {}\n", None, "'name' is a required property",
+        pytest.param("config-autoscaler: {}\n", "name", "required key is missing",
                      id="missing name"),
     ],
 )  # fmt: skip

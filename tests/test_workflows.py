@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from harness.kind.config import load_versions
-from harness.profiles import PROFILE_NAMES, repo_root
+from harness.profiles import PROFILE_NAMES
 
-ROOT = repo_root()
+ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 

@@ -38,11 +38,11 @@ from rich.table import Table
 
 from harness.durations import format_duration
 from harness.errors import UserError
+from harness.files import data_path
 from harness.predictions import predict
 from harness.resolve import Resolved, resolve
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUITES = REPO_ROOT / "suites"
+SUITES = data_path("suites")
 DEFAULT_WORKERS = 4
 CLUSTER_START_S = 60.0
 CLUSTER_STOP_S = 30.0

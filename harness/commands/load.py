@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.profile import REPO_ROOT, LoadProfile, read_load_profile
+from harness.files import data_path
+from harness.load.profile import LoadProfile, read_load_profile
 from harness.load.result import LoadResult
 from harness.load.runner import Progress, run_workers
 from harness.load.runner import run as run_load
 
-PROFILE_DIR = REPO_ROOT / "loadprofiles"
+PROFILE_DIR = data_path("loadprofiles")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

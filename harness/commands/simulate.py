@@ -37,7 +37,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML file")
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        metavar="FILE",
+        help="scenario YAML file, or a shipped scenario by name (burst, scale-to-zero-1, ...)",
+    )
     parser.add_argument("--engine", choices=("model", "upstream"), default="model",
                         help="model: the reference model (default); upstream: Knative "
                              "Serving's own autoscaler code, built with Go on first use")

@@ -5,19 +5,14 @@ Ready ``Node`` object with labels, taints, capacity and allocatable.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from harness.errors import UserError
+from harness.files import check_schema, data_path, load_schema, read_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CLUSTER = ROOT / "fixtures" / "emulator" / "cluster.yaml"
-SCHEMA = ROOT / "fixtures" / "schemas" / "cluster.schema.json"
+DEFAULT_CLUSTER = data_path("fixtures", "emulator", "cluster.yaml")
 
 
 @dataclass(frozen=True)
@@ -37,19 +32,8 @@ class ClusterConfig:
 def load_cluster_config(path: str | Path | None = None) -> ClusterConfig:
     """Read and validate a cluster file; errors name the file and the bad key."""
     path = Path(path) if path is not None else DEFAULT_CLUSTER
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read cluster config: {exc.strerror}", where=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML: {exc}", where=str(path)) from exc
-    schema = json.loads(SCHEMA.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        key = ".".join(str(p) for p in err.absolute_path) or None
-        raise UserError(err.message, where=str(path), key=key)
+    data = read_yaml(path)
+    check_schema(data, load_schema("cluster.schema.json"), where=str(path))
     names = [n["name"] for n in data["nodes"]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

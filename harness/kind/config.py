@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.profiles import read_yaml, repo_root
+from harness.files import data_path, read_yaml
 
 GPU_CLASS_LABEL = "gpu.nvidia.com/class"
 FAKE_GPUS_LABEL = "harness.local/fake-gpus"
@@ -23,7 +23,7 @@ GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
 
 
 def kind_dir() -> Path:
-    return repo_root() / "fixtures" / "kind"
+    return data_path("fixtures", "kind")
 
 
 def default_cluster_file() -> Path:

@@ -32,6 +32,7 @@ from typing import TextIO
 import yaml
 
 from harness.errors import UserError
+from harness.files import data_root
 from harness.kind import manifests as m
 from harness.kind.config import (
     GPU_TAINT,
@@ -56,7 +57,6 @@ from harness.prerequisites import (
     OBSERVABILITY_CONFIGMAP,
     RUNTIME_FILE,
 )
-from harness.profiles import repo_root
 
 DEFAULT_NAME = "harness"
 WAIT_NODES = "300s"
@@ -122,7 +122,7 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
             root: Path | None = None) -> list[Step]:
     """Every command of the bring-up, in order (reads files; runs nothing)."""
     check_name(name)
-    root = root or repo_root()
+    root = root or data_root()
     v = load_versions(versions_file)
     cluster_file = cluster_file or default_cluster_file()
     nodes = load_cluster(name, cluster_file)

@@ -37,9 +37,10 @@ import pandas as pd
 
 from harness.durations import DurationError, parse_duration
 from harness.errors import UserError
+from harness.files import data_path, read_yaml
 from harness.kpa.simulate import simulate
 from harness.params import KPAParams
-from harness.profiles import load_profile, read_yaml
+from harness.profiles import load_profile
 from harness.resolve import resolve
 
 __all__ = [
@@ -129,9 +130,25 @@ class Scenario:
         )
 
 
+def find_scenario(name_or_path: str | Path) -> Path:
+    """A shipped scenario name (``burst``, from ``fixtures/scenarios/``) or a file path."""
+    text = str(name_or_path)
+    shipped = data_path("fixtures", "scenarios")
+    bare = "/" not in text and not text.endswith((".yaml", ".yml"))
+    if isinstance(name_or_path, str) and bare and not Path(text).exists():
+        path = shipped / f"{text}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
+            raise UserError(
+                f"no such scenario; shipped scenarios: {known}, or give a file path", where=text
+            )
+        return path
+    return Path(name_or_path)
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    """Read, check and resolve a scenario file."""
-    p = Path(path)
+    """Read, check and resolve a scenario file (or a shipped scenario by name)."""
+    p = find_scenario(path)
     doc = read_yaml(p)
     return scenario_from_dict(doc, where=str(p), base=p.parent)
 

@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.errors import UserError
+from harness.files import data_path
 from harness.kpa.simulate import COLUMNS
 from harness.params import KPAParams
 
@@ -49,8 +50,8 @@ __all__ = [
     "simulate_upstream",
 ]
 
-UPSTREAM_DIR = Path(__file__).resolve().parents[2] / "upstream"
-"""The Go module (``go.mod``, ``go.sum``, ``kpaoracle/``) in the checkout."""
+UPSTREAM_DIR = data_path("upstream")
+"""The Go module (``go.mod``, ``go.sum``, ``kpaoracle/``): in the checkout, or shipped."""
 PACKAGE = "./kpaoracle"
 BINARY = "kpaoracle"
 PREFIX = "autoscaling.knative.dev/"

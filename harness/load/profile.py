@@ -14,22 +14,19 @@ This module is imported inside the Locust child process too: it stays free of pa
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from harness.durations import DurationError, parse_duration
+from harness.durations import GO_DURATION_FORMAT, DurationError, parse_duration
 from harness.errors import UserError
+from harness.files import check_schema, read_yaml
+from harness.files import load_schema as load_json_schema
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "fixtures" / "schemas" / "loadprofile.schema.json"
 SHAPES = ("constant", "idle", "step", "ramp", "spike", "burst", "sine", "trace")
 MODES = ("concurrency", "rate", "idle")
 DEFAULT_INSTANCES: tuple[tuple[float, ...], ...] = ((1.0, 2.0, 3.0, 4.0),)
@@ -130,27 +127,15 @@ def profile_from_json(data: Mapping[str, Any]) -> LoadProfile:
     )
 
 
-@cache
 def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    return load_json_schema("loadprofile.schema.json")
 
 
 def read_load_profile(path: str | Path) -> LoadProfile:
     """Read, validate and resolve a profile file (YAML or JSON); UserError on any problem."""
     p = Path(path)
     where = str(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError("no such profile file", where=where) from None
-    except OSError as exc:
-        raise UserError(f"cannot read profile: {exc.strerror or exc}", where=where) from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"not valid YAML{line}", where=where) from None
+    doc = read_yaml(p, where=where)
     return parse_profile(doc, where=where, base_dir=p.parent, default_name=p.stem)
 
 
@@ -303,62 +288,29 @@ def _read_trace(path: Path, scale: float, where: str, key: str) -> tuple[float, 
 
 
 def _check_schema(doc: Mapping[str, Any], where: str) -> None:
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = list(validator.iter_errors(doc))
-    if not errors:
-        return
-    # An unknown shape makes every shape-specific rule moot: report it first.
+    check_schema(doc, load_schema(), where=where, pick=_pick, explain=_explain, brackets=True)
+
+
+def _pick(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    """An unknown shape makes every shape-specific rule moot: report it first."""
     for err in errors:
-        path = list(err.absolute_path)
-        if path[-1:] == ["shape"] or (err.validator == "enum" and path and path[-1] == "shape"):
-            raise _schema_error(err, where)
-    err = jsonschema.exceptions.best_match(errors)
-    raise _schema_error(err, where)
+        if list(err.absolute_path)[-1:] == ["shape"]:
+            return err
+    return jsonschema.exceptions.best_match(errors)
 
 
-def _key(path: list[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _schema_error(err: jsonschema.ValidationError, where: str) -> UserError:
+def _explain(err: jsonschema.ValidationError) -> tuple[str, list[Any]] | None:
+    """This schema's own words: shapes and other choices, the loop modes, durations."""
     path = list(err.absolute_path)
-    key = _key(path)
     inst = err.instance
     v = err.validator
-    if v == "required":
-        missing = next((r for r in err.validator_value if r not in inst), "?")
-        return UserError("required field is missing", where=where, key=_key(path + [missing]))
-    if v == "additionalProperties" and isinstance(inst, Mapping):
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = next((k for k in inst if k not in allowed), "?")
-        return UserError(f"unknown field; allowed here: {', '.join(allowed)}",
-                         where=where, key=_key(path + [extra]))
+    if err.schema.get("format") == GO_DURATION_FORMAT and v in ("pattern", "type"):
+        return f"{inst!r} is not a Go duration (e.g. '30s', '1m30s')", path
     if v == "enum":
         what = "shape" if path and path[-1] == "shape" else "value"
-        return UserError(f"unknown {what} {inst!r}; one of: "
-                         f"{', '.join(map(str, err.validator_value))}", where=where, key=key)
-    if v == "oneOf" or (v == "not" and isinstance(inst, Mapping)):
-        msg = ("needs exactly one of 'concurrency' (closed loop) or 'rate' (open loop)"
-               if v == "oneOf" else "an idle segment has neither 'concurrency' nor 'rate'")
-        return UserError(msg, where=where, key=key)
-    if v == "pattern" and isinstance(inst, str):
-        if inst.lstrip().startswith("-"):
-            return UserError(f"{inst!r} must be a positive duration", where=where, key=key)
-        return UserError(f"{inst!r} is not a Go duration (e.g. '30s', '1m30s')"
-                         if "ns|us" in err.validator_value else f"{inst!r} is not allowed here",
-                         where=where, key=key)
-    if v in ("minimum", "exclusiveMinimum"):
-        sign = ">=" if v == "minimum" else ">"
-        return UserError(f"{inst!r} must be {sign} {err.validator_value}", where=where, key=key)
-    if v == "type":
-        expected = err.validator_value
-        if err.schema.get("pattern", "").endswith("(ns|us|µs|ms|s|m|h))*$"):
-            return UserError(f"{inst!r} is not a Go duration string (e.g. '30s')",
-                             where=where, key=key)
-        return UserError(f"{inst!r} must be of type {expected}", where=where, key=key)
-    if v == "minItems":
-        return UserError("must not be empty", where=where, key=key)
-    return UserError(err.message, where=where, key=key or None)
+        return f"unknown {what} {inst!r}; one of: {', '.join(map(str, err.validator_value))}", path
+    if v == "oneOf":
+        return "needs exactly one of 'concurrency' (closed loop) or 'rate' (open loop)", path
+    if v == "not" and isinstance(inst, Mapping):
+        return "an idle segment has neither 'concurrency' nor 'rate'", path
+    return None

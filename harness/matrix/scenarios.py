@@ -40,8 +40,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from harness.files import data_path, read_yaml
+
 GPU_CLASS = "Quadro_RTX_5000"
-ROOT = Path(__file__).resolve().parents[2]
 INFER = "/v2/models/{model}/infer"  # the runtime serves the model under the isvc's name
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [1, 2, 3, 4]}]}
@@ -88,7 +89,7 @@ def _isvc(name: str, *, lo: int, hi: int, cc: int, latency: str,
 
 def manifests() -> dict[str, dict[str, Any]]:
     """Scenario name -> its InferenceService."""
-    gpu = yaml.safe_load((ROOT / "fixtures" / "isvc" / "gpu-rtx5000.yaml").read_text())
+    gpu = read_yaml(data_path("fixtures", "isvc", "gpu-rtx5000.yaml"))
     return {
         "panic": _isvc("panic", lo=0, hi=5, cc=0, latency="250ms", annotations={
             AS + "target": "1", AS + "window": "30s", AS + "panic-window-percentage": "10"}),

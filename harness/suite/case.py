@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import yaml
 
 from harness.errors import UserError
+from harness.files import data_path, read_yaml
 
 if TYPE_CHECKING:
     from harness.checks.verdict import Verdict
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from harness.resolve import Resolved
     from harness.suite.target import ClusterHandle
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ISVC_DIR = REPO_ROOT / "fixtures" / "isvc"
+ISVC_DIR = data_path("fixtures", "isvc")
 PARTS = ".parts"
 KEPT = "kept.txt"
 
@@ -73,11 +72,7 @@ def load_isvc(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if not path.exists():
         name = path.name if path.suffix else f"{path.name}.yaml"
         path = ISVC_DIR / name
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read the InferenceService: {exc.strerror}",
-                        where=str(path)) from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise UserError("not an InferenceService manifest", where=str(path))
     return doc
@@ -320,7 +315,7 @@ def profile_path(profile: str | Path) -> Path:
     p = Path(profile)
     if p.exists():
         return p
-    for base in (REPO_ROOT / "loadprofiles" / "suites", REPO_ROOT / "loadprofiles"):
+    for base in (data_path("loadprofiles", "suites"), data_path("loadprofiles")):
         for cand in (base / p.name, base / f"{p.name}.yaml"):
             if cand.exists():
                 return cand

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.files import data_path
 from harness.kube.client import Kube
 from harness.prerequisites import (
     FEATURES_CONFIGMAP,
@@ -34,7 +35,6 @@ from harness.prerequisites import (
     flag_allows,
     runtime_supports,
 )
-from harness.profiles import repo_root
 
 KNOWN_INGRESS = {"kourier": "kourier.ingress.networking.knative.dev",
                  "istio": "istio.ingress.networking.knative.dev"}
@@ -95,7 +95,7 @@ def suites_using() -> dict[str, list[str]]:
     """Reference InferenceService (``fixtures/isvc/<name>.yaml``) -> the suites that deploy
     it (``suites/test_<suite>.py`` calling ``deploy_isvc("<name>"``)."""
     out: dict[str, list[str]] = {}
-    for path in sorted((repo_root() / "suites").glob("test_*.py")):
+    for path in sorted(data_path("suites").glob("test_*.py")):
         for name in re.findall(r'deploy_isvc\(\s*"([^"]+)"', path.read_text()):
             suite = path.stem.removeprefix("test_")
             if suite not in out.setdefault(name, []):
@@ -107,7 +107,7 @@ def _fixtures() -> dict[str, dict[str, Any]]:
     import yaml
 
     return {p.stem: yaml.safe_load(p.read_text())
-            for p in sorted((repo_root() / "fixtures" / "isvc").glob("*.yaml"))}
+            for p in sorted(data_path("fixtures", "isvc").glob("*.yaml"))}
 
 
 def _stopped(pred: Any) -> tuple[str, ...]:

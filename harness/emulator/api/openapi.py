@@ -29,10 +29,10 @@ from typing import Any
 import kubernetes_validate
 
 from harness.emulator.api.registry import Registry, ResourceType
-from harness.emulator.cluster_config import ROOT
+from harness.files import data_path
 
 KUBERNETES_SCHEMAS = "1.34"
-ISVC_SCHEMA = ROOT / "fixtures" / "schemas" / "inferenceservice.schema.json"
+ISVC_SCHEMA = data_path("fixtures", "schemas", "inferenceservice.schema.json")
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _GVK = "x-kubernetes-group-version-kind"
 

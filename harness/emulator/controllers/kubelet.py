@@ -45,14 +45,14 @@ from harness.emulator.api import podlogs
 from harness.emulator.api.status import ApiError
 from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
-from harness.emulator.cluster_config import ROOT
 from harness.emulator.controllers.base import Controller, condition, now_rfc3339
 from harness.emulator.controllers.scheduler import record_event
 from harness.emulator.controllers.storage import StorageError, fetch
+from harness.files import data_path
 
 log = logging.getLogger(__name__)
 
-MODELSERVER_ROOT = ROOT / "fixtures" / "modelserver"
+MODELSERVER_ROOT = data_path("fixtures", "modelserver")
 SAMPLE_MODEL_DIR = MODELSERVER_ROOT / "model"
 MODEL_MOUNT = "/mnt/models"
 SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
