@@ -8,7 +8,8 @@ extras against a live local cluster (API server, controllers, real pod processes
 - ``kubectl get`` prints a real cluster's columns for pods, nodes, deployments, services,
   events, namespaces, configmaps, replicasets and the CRDs, and ``-w`` streams rows;
 - ``kubectl logs`` (``-c``, ``--tail``, ``--timestamps``, ``--since``, ``-f``,
-  ``--previous``, ``deploy/NAME``) prints the pod process's own output;
+  ``--previous``, ``deploy/NAME``) prints the pod process's own output, and ``-c
+  storage-initializer`` what the storage initializer fetched;
 - ``kubectl describe`` of an InferenceService, a Revision and a pod shows the events;
 - ``kubectl explain``, ``kubectl diff`` and ``kubectl apply --server-side`` work;
 - ``kubectl top`` says the Metrics API is not available (the emulator does not serve it).
@@ -375,6 +376,15 @@ def test_logs(applied: dict[str, object], k: Kubectl, cluster: LocalCluster) -> 
     assert "modelserver listening on" in via_deploy
     bad = k.run("logs", pod, "-n", ns, "-c", "nope", ok=False)
     assert bad.returncode != 0 and "container nope is not valid for pod" in bad.stderr
+    pvc_pod = _predictor_pods(k, ns, "storage-pvc")[0]
+    init = k("logs", pvc_pod, "-n", ns, "-c", "storage-initializer")
+    assert init.splitlines() == [
+        "Initializing, args: src_uri [pvc://models-pvc/linear/v1] dest_path[ [/mnt/models]",
+        "Copying contents of pvc://models-pvc/linear/v1 to local",
+        "Successfully copied pvc://models-pvc/linear/v1 to /mnt/models"]
+    http_pod = _predictor_pods(k, ns, "storage-http")[0]
+    failed = k("logs", http_pod, "-n", ns, "-c", "storage-initializer")
+    assert failed.splitlines()[-1].startswith("RuntimeError: ")
     prev = k.run("logs", pod, "-n", ns, "--previous", ok=False)
     assert 'previous terminated container "kserve-container"' in prev.stderr
     # -f streams until the container ends; a restart keeps the old output as --previous

@@ -47,6 +47,14 @@ def start_instance(root: Path, namespace: str, pod: str, container: str) -> Path
     return path
 
 
+def append(path: Path, stream: str, lines: list[str]) -> None:
+    """Write lines the kubelet itself produces (the storage initializer's) in CRI form."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as out:
+        for line in lines:
+            out.write(f"{rfc3339nano(time.time())} {stream} F {line}\n".encode())
+
+
 async def _pump(stream: asyncio.StreamReader, name: str, out: IO[bytes]) -> None:
     tag = name.encode()
     while True:

@@ -56,6 +56,8 @@ MODELSERVER_ROOT = data_path("fixtures", "modelserver")
 SAMPLE_MODEL_DIR = MODELSERVER_ROOT / "model"
 MODEL_MOUNT = "/mnt/models"
 SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
+INIT_CONTAINER = "storage-initializer"
+"""KServe's init container; its log says what was fetched (``kubectl logs -c``)."""
 PORT_ANNOTATION = "emulator.harness.dev/port"
 COMPONENT = "kubelet"
 _START_TIMEOUT_S = 30.0
@@ -258,12 +260,20 @@ class Kubelet(Controller):
         if uri:
             model_dir = pod_dir / "models"
             started = now_rfc3339()
+            init_log = podlogs.start_instance(self.workdir, rt.namespace, rt.name,
+                                              INIT_CONTAINER)
+            podlogs.append(init_log, "stderr", [
+                f"Initializing, args: src_uri [{uri}] dest_path[ [/mnt/models]",
+                f"Copying contents of {uri} to local"])
             try:
                 await asyncio.to_thread(fetch, uri, model_dir, s3_endpoint=self.s3_endpoint,
                                         pvc_root=self.pvc_root)
+                podlogs.append(init_log, "stderr", [
+                    f"Successfully copied {uri} to /mnt/models"])
             except StorageError as exc:
+                podlogs.append(init_log, "stderr", [f"RuntimeError: {exc}"])
                 self._patch_status(rt, {"initContainerStatuses": [{
-                    "name": "storage-initializer", "ready": False, "restartCount": 0,
+                    "name": INIT_CONTAINER, "ready": False, "restartCount": 0,
                     "state": {"terminated": {"exitCode": 1, "reason": "Error",
                                              "message": str(exc)[:500],
                                              "startedAt": started,
@@ -273,7 +283,7 @@ class Kubelet(Controller):
                              f"storage-initializer: {exc}", COMPONENT)
                 return
             self._patch_status(rt, {"initContainerStatuses": [{
-                "name": "storage-initializer", "ready": True, "restartCount": 0,
+                "name": INIT_CONTAINER, "ready": True, "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed",
                                          "startedAt": started, "finishedAt": now_rfc3339()}}}]},
                 {"Initialized": ("True", "")})
