@@ -65,6 +65,9 @@ class Profile:
     inferenceservice: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, Any] = field(default_factory=dict)
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acknowledged: dict[str, str] = field(default_factory=dict)
+    """Documentation finding id -> why the profile's owner accepts it (reported, marked
+    acknowledged, not failing the documentation verdict)."""
 
     def claim_seconds(self, claim: str, part: str = "value") -> float | None:
         """A duration claim's ``part`` in seconds, or None when absent."""
@@ -143,6 +146,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         inferenceservice=isvc,
         annotations=annotations,
         claims=claims,
+        acknowledged={str(k): str(v) for k, v in (doc.get("acknowledged") or {}).items()},
     )
 
 
@@ -256,6 +260,18 @@ def profile_schema() -> dict[str, Any]:
                 },
             },
             "annotations": annotations,
+            "acknowledged": {
+                "type": "object",
+                "description": "documentation findings the profile's owner knows of, by "
+                "finding id, with the reason: reported, marked acknowledged, and not "
+                "failing the documentation verdict",
+                "propertyNames": {
+                    "pattern": "^[a-z][a-z0-9-]*$",
+                    "description": "a finding id (harness params lists them)",
+                },
+                "additionalProperties": {"type": "string", "minLength": 1,
+                                         "description": "why it is acknowledged"},
+            },
             "claims": {
                 "type": "object",
                 "description": "the documentation's prose claims, by id",

@@ -9,6 +9,7 @@ from harness.checks.autoscaling import check_autoscaling_enabled
 from harness.checks.band import BAND_COLUMNS, reference_band
 from harness.checks.cold_start import check_cold_start
 from harness.checks.configuration import check_configuration
+from harness.checks.documentation import check_documentation
 from harness.checks.gpu_placement import check_gpu_placement
 from harness.checks.panic import check_panic
 from harness.checks.rates import check_scale_up_rate
@@ -36,6 +37,7 @@ __all__ = [
     "check_autoscaling_enabled",
     "check_cold_start",
     "check_configuration",
+    "check_documentation",
     "check_gpu_placement",
     "check_no_request_lost",
     "check_panic",

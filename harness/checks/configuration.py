@@ -2,7 +2,8 @@
 
 Fails when any knob the profile documents has a different effective value on the
 cluster (``Resolved.differences``). Documentation findings (:mod:`harness.findings`)
-are listed as evidence; with ``findings_fail=True`` an ``error`` finding fails too.
+are listed as evidence but never fail this verdict: they are faults of the page, judged
+by :mod:`harness.checks.documentation`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CHECK = "configuration"
 CLAIM = "the cluster's autoscaler is configured as the profile documents"
 
 
-def check_configuration(resolved: Resolved, *, findings_fail: bool = False) -> Verdict:
+def check_configuration(resolved: Resolved) -> Verdict:
     """Effective value of every documented knob vs the profile, plus findings."""
     key = f"profile {resolved.profile.name}" if resolved.profile is not None else "profile"
     if resolved.documented is None:
@@ -59,9 +60,6 @@ def check_configuration(resolved: Resolved, *, findings_fail: bool = False) -> V
             f"{first.field}: documented {first.documented}, configured {first.configured}"
             + (f" (and {ndiff - 1} more)" if ndiff > 1 else "")
         )
-    elif findings_fail and errors:
-        status = FAIL
-        why = f"{errors} documentation finding(s) of severity error"
     return Verdict(
         check=CHECK,
         claim=CLAIM,
