@@ -44,6 +44,9 @@ from harness.resolve import Resolved, resolve
 
 SUITES = data_path("suites")
 DEFAULT_WORKERS = 4
+MAX_PLANNED_WORKERS = 8
+PLAN_MARGIN_S = 120.0
+"""A planned run may end this much after its longest suite before a worker is added."""
 CLUSTER_START_S = 60.0
 CLUSTER_STOP_S = 30.0
 PYTEST_GRACE_S = 60.0
@@ -62,8 +65,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ingress-url", default=None, metavar="URL")
     parser.add_argument("--report-dir", default="reports", metavar="DIR")
     parser.add_argument("--run-id", default=None, help="default: a new one")
-    parser.add_argument("--workers", default=str(DEFAULT_WORKERS), metavar="N|auto",
-                        help=f"pytest-xdist workers (default {DEFAULT_WORKERS}; 0: none)")
+    parser.add_argument("--workers", default="plan", metavar="N|auto|plan",
+                        help="pytest-xdist workers (default plan: at least "
+                             f"{DEFAULT_WORKERS}, more when the suites' expected times need "
+                             "them to end with the longest; 0: none)")
     parser.add_argument("--keep-on-failure", action="store_true",
                         help="keep a failed suite's namespace for inspection")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
@@ -100,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig = args.kubeconfig
         with _local_cluster(args, profile, Path(tmp), console) as started:
             kubeconfig = started or kubeconfig
+            if workers == "plan":
+                workers = _planned_workers(args, profile, Path(tmp), console)
             argv = _pytest_argv(args, profile, run_id, report_dir, kubeconfig, workers)
             console.print(f"Suites: {' '.join(argv[2:])}", markup=False, soft_wrap=True)
             rc = _run_pytest(argv)
@@ -124,8 +131,8 @@ def _profile_arg(profile: str) -> str:
 
 
 def _workers(text: str) -> int | str:
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "plan"):
+        return text
     try:
         n = int(text)
     except ValueError:
@@ -162,6 +169,34 @@ def _print_configuration(console: Console, resolved: Resolved, profile: str,
     for f in resolved.findings:
         console.print(f"  [{f.severity}] {f.id}: {f.arithmetic}", markup=False)
     return list(errors)
+
+
+def _planned_workers(args: argparse.Namespace, profile: str, tmp: Path,
+                     console: Console) -> int:
+    """Collect the selected suites once (``--collect-only``) for their expected times and
+    take the fewest workers, at least :data:`DEFAULT_WORKERS`, whose longest-first
+    schedule ends about when the longest suite does (:mod:`harness.suite.schedule`)."""
+    from harness.suite.schedule import makespan, read_plan, workers_for
+
+    extra = list(args.pytest_args)
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in extra):
+        return 0  # the user's -n decides
+    plan_dir = tmp / "plan"
+    argv = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider",
+            "--collect-only", "-q", "--profile", profile, "--cluster", args.cluster,
+            "--hx-plan-dir", str(plan_dir), *extra]
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False, timeout=300)
+    expected = list(read_plan(plan_dir).values())
+    if not expected:
+        return DEFAULT_WORKERS
+    n = workers_for(expected, at_least=min(DEFAULT_WORKERS, len(expected)),
+                    at_most=max(DEFAULT_WORKERS, MAX_PLANNED_WORKERS),
+                    margin=PLAN_MARGIN_S)
+    console.print(f"Plan: {len(expected)} tests, longest {format_duration(max(expected))}, "
+                  f"{n} workers, longest first: about {format_duration(makespan(expected, n))}",
+                  soft_wrap=True)
+    return n
 
 
 def _allowed(args: argparse.Namespace) -> list[str]:
