@@ -5,7 +5,12 @@ nothing. min != max (``cpu-small``, 0..5): four users make the desired scale ris
 
 from __future__ import annotations
 
+import pytest
+
 from harness.checks import check_autoscaling_enabled
+from harness.suite import plan
+
+pytestmark = pytest.mark.needs_time(lambda p: plan.needs_s(plan.load_s("fixed")))
 
 
 def test_min_equal_max_does_not_scale(deploy_isvc, load, timeline):

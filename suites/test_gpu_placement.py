@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import check_gpu_placement
+from harness.suite import plan
 
 GPU_CLASS = "Quadro_RTX_5000"
+
+pytestmark = pytest.mark.needs_time(lambda p: plan.needs_s(plan.load_s("gpu")))
 
 
 @pytest.mark.gpu

@@ -3,7 +3,12 @@ max(ceil(max-scale-up-rate x ready), ready + 1) under a burst."""
 
 from __future__ import annotations
 
+import pytest
+
 from harness.checks import check_scale_up_rate
+from harness.suite import plan
+
+pytestmark = pytest.mark.needs_time(lambda p: plan.needs_s(plan.load_s("burst")))
 
 
 def test_no_step_above_the_scale_up_rate(deploy_isvc, load, timeline):

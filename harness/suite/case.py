@@ -51,6 +51,24 @@ def describe(v: Verdict) -> str:
     return "\n".join(lines)
 
 
+def not_reached(missed: dict[str, Any]) -> str:
+    """``not reached: 3 pods at the deadline, 1 expected by 372 s (model)``."""
+    return f"not reached: {missed['pods']} pods at the deadline, {missed['expected']}"
+
+
+def with_missed(verdict: Verdict, missed: list[dict[str, Any]]) -> Verdict:
+    """``verdict`` failed by every wait in ``missed`` (its why first, then the check's)."""
+    if not missed:
+        return verdict
+    from harness.checks.verdict import FAIL
+
+    why = "; ".join(not_reached(m) for m in missed)
+    if verdict.why:
+        why += f"; {verdict.why}"
+    numbers = {**verdict.numbers, "waits_missed": float(len(missed))}
+    return replace(verdict, status=FAIL, why=why, numbers=numbers)
+
+
 def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """``patch`` merged into ``base`` (mappings recursively; a None value deletes)."""
     out = dict(base)
@@ -113,6 +131,13 @@ class CaseData:
     frames: Frames | None = None
     params: Resolved | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    """Waits that ran out before their event (see :meth:`wait`)."""
+    progress: dict[str, Any] = field(default_factory=dict)
+    """What the test does now, for the progress line (see :meth:`set_phase`)."""
+    progress_target: Deployed | None = None
+    load_started: list[float] = field(default_factory=list)
+    """Epoch of each load's first request (its origin), in order."""
 
     # ---------------------------------------------------------------- deploy
 
@@ -145,11 +170,15 @@ class CaseData:
                 import pytest
 
                 pytest.skip(blocked)
-        if self.cluster.mode == "current" and model_format(doc) == MODEL_FORMAT:
-            # a shared cluster: the runtime goes into the test's own namespace
-            apply(kube, serving_runtime(), namespace=self.namespace)
-        apply(kube, doc, namespace=self.namespace)
-        obj = wait_isvc_ready(kube, meta["name"], self.namespace, timeout=timeout)
+        self.set_phase(f"deploys {meta['name']}", expected_s=timeout)
+        try:
+            if self.cluster.mode == "current" and model_format(doc) == MODEL_FORMAT:
+                # a shared cluster: the runtime goes into the test's own namespace
+                apply(kube, serving_runtime(), namespace=self.namespace)
+            apply(kube, doc, namespace=self.namespace)
+            obj = wait_isvc_ready(kube, meta["name"], self.namespace, timeout=timeout)
+        finally:
+            self.set_phase("")
         status = obj.get("status") or {}
         setup = self.meta.get("cluster_setup")
         if setup is None or setup.get("serving_runtime", "").startswith("none"):
@@ -169,17 +198,27 @@ class CaseData:
 
     # ---------------------------------------------------------------- load
 
-    def load(self, profile: str | Path, target: Deployed, *, tag: str | None = None
+    def load(self, profile: str | Path | Any, target: Deployed, *, tag: str | None = None
              ) -> LoadResult:
         """Play a load profile (a path, a name under ``loadprofiles/suites/`` or
-        ``loadprofiles/``) against ``target`` through the ingress."""
+        ``loadprofiles/``, or a loaded :class:`harness.load.profile.Profile`) against
+        ``target`` through the ingress."""
         from harness.load import run
+        from harness.load.profile import Profile as LoadProfile
 
-        path = profile_path(profile)
+        prof = profile if isinstance(profile, LoadProfile) else profile_path(profile)
+        name = prof.name if isinstance(prof, LoadProfile) else prof.stem
+        total = prof.total if isinstance(prof, LoadProfile) else None
         tag = tag or f"load-{len(self.loads) + 1}"
-        result = run(path, self.cluster.ingress_url, target.host, self.out_dir / tag,
-                     model=target.name)
+        self.set_phase(f"plays load {name}", expected_s=total, target=target)
+        started = time.time()
+        try:
+            result = run(prof, self.cluster.ingress_url, target.host, self.out_dir / tag,
+                         model=target.name)
+        finally:
+            self.set_phase("")
         self.loads.append(result)
+        self.load_started.append(result.origin or started)
         return result
 
     def records(self) -> pd.DataFrame | None:
@@ -229,20 +268,74 @@ class CaseData:
         return frames
 
     def wait(self, predicate: Callable[[Frames], bool], *, timeout: float, what: str,
-             target: Deployed | None = None, step: float = 0.5) -> float:
-        """Wait (bounded) until ``predicate(frames so far)``; seconds waited."""
+             target: Deployed | None = None, step: float = 0.5, expected: str = "",
+             since: float | None = None) -> float | None:
+        """Wait (bounded) until ``predicate(frames so far)``: seconds waited, or None when
+        ``timeout`` seconds after ``since`` (epoch; default now) passed first. A wait that
+        ran out is kept in :attr:`missed` (what it waited for, the pods at the deadline,
+        ``expected`` in words), and :meth:`attach` turns the test's verdicts into a
+        failure that says so: the check still runs on what was recorded."""
         t0 = time.monotonic()
-        for _ in range(int(timeout / step) + 2):
-            if predicate(self.build_frames(target, live=True)):
-                return time.monotonic() - t0
-            if time.monotonic() - t0 >= timeout:
-                break
-            time.sleep(step)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        start = time.time() if since is None else since
+        deadline = t0 + max(0.0, start + timeout - time.time())
+        self.set_phase(f"waits for {what}", expected_s=deadline - t0, target=target)
+        frames = None
+        try:
+            while True:
+                frames = self.build_frames(target, live=True)
+                if predicate(frames):
+                    return time.monotonic() - t0
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(min(step, max(0.0, deadline - time.monotonic())) or step)
+        finally:
+            self.set_phase("")
+        from harness.suite.predicates import pods_now
+
+        at = pods_now(frames) if frames is not None else 0
+        self.missed.append({"what": what, "timeout_s": round(timeout, 1), "pods": at,
+                            "expected": expected or what,
+                            "waited_s": round(time.monotonic() - t0, 1)})
+        return None
+
+    def set_phase(self, phase: str, *, expected_s: float | None = None,
+                  target: Deployed | None = None) -> None:
+        """What the test does now (for the progress line): ``phase`` in words, its
+        expected seconds from now, the service it watches."""
+        self.progress["phase"] = phase
+        self.progress["phase_started"] = time.time()
+        self.progress["phase_expected_s"] = expected_s
+        if target is not None:
+            self.progress_target = target
+
+    def live_state(self) -> dict[str, Any]:
+        """Ready and desired pods and panic, from the recording so far (progress)."""
+        if self.recorder is None or self.recording is not None:
+            return {}
+        from harness.observe.frames import build_frames
+        from harness.observe.series import one_pa
+
+        target = self.progress_target or (self.deployed[0] if self.deployed else None)
+        rev = target.revision if target is not None else None
+        frames = build_frames(list(self.recorder.events), revision=rev, pa=rev)
+        out: dict[str, Any] = {}
+        if not frames.ready.empty:
+            out["ready"] = int(frames.ready["ready"].iloc[-1])
+        scale = one_pa(frames.scale) if not frames.scale.empty else frames.scale
+        if not scale.empty and not math.isnan(float(scale["desired"].iloc[-1])):
+            out["desired"] = int(scale["desired"].iloc[-1])
+        scraper = getattr(self.recorder, "_scraper", None)
+        samples = (scraper.samples.get(rev) or []) if scraper is not None and rev else []
+        if samples:
+            out["panic"] = bool(samples[-1][1] >= 1)
+        return out
 
     # ---------------------------------------------------------------- verdicts
 
     def attach(self, verdict: Verdict) -> Verdict:
+        """Keep ``verdict`` for the report; after a wait that ran out it fails and says
+        what was not reached (the check itself ran on what was recorded)."""
+        verdict = with_missed(verdict, self.missed)
         self.verdicts.append(verdict)
         return verdict
 

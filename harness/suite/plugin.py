@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from harness.load.result import LoadResult
     from harness.observe.frames import Frames
     from harness.suite.case import CaseData, Deployed
+    from harness.suite.plan import Wait
     from harness.suite.target import ClusterHandle
 
 RUN_ID_KEY = "hx_run_id"
@@ -105,6 +106,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 default=180.0,
                 help="a needs_time test longer than this under the profile is slow "
                      "(default 180)")
+    g.addoption("--hx-plan-dir", dest="hx_plan", metavar="DIR", default=None,
+                help="write the plan (expected seconds per test) to DIR/.plan.json "
+                     "(harness conformance sizes the workers with --collect-only)")
     g.addoption("--ingress-url", dest="hx_ingress", metavar="URL", default=None,
                 help="the ingress gateway's URL (default: found from the Kourier/Istio "
                      "service)")
@@ -135,10 +139,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _XdistHooks:
-    """Registered only with pytest-xdist: hand the run id to every worker."""
+    """Registered only with pytest-xdist: hand the run id to every worker, and schedule
+    the tests longest first (:mod:`harness.suite.schedule`)."""
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[RUN_ID_KEY] = node.config.option.hx_run_id
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") not in ("load", "no", None):
+            return None  # --dist loadscope etc.: the user's choice
+        from harness.suite.schedule import LongestFirst
+
+        return LongestFirst(config, log)
 
 
 def _selected(config: pytest.Config, marker: str) -> bool:
@@ -161,7 +173,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                                     + _needs(item)))
 
 
+TIMEOUT_FACTOR = 1.25
+TIMEOUT_MARGIN_S = 120.0
+"""pytest-timeout of a ``needs_time`` test: its expected seconds x factor + margin (the
+same number its waits, the schedule and the progress line come from)."""
+
+
 def _mark_slow_by_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every ``needs_time`` test gets its expected seconds under the profile (the plan:
+    ``needs_s`` and ``<run dir>/.plan.json``) and a timeout from the same number; over
+    ``--slow-after`` it is ``slow``; the tests run longest first."""
     timed = [(item, m) for item in items if (m := item.get_closest_marker("needs_time"))]
     if not timed:
         return
@@ -175,11 +196,33 @@ def _mark_slow_by_profile(config: pytest.Config, items: list[pytest.Item]) -> No
     limit = float(config.option.hx_slow_after)
     for item, marker in timed:
         seconds = float(marker.args[0](params))
+        item.user_properties.append(("needs_s", round(seconds)))
+        # pytest-timeout reads the closest marker: room for the real durations
+        item.add_marker(pytest.mark.timeout(int(seconds * TIMEOUT_FACTOR
+                                                + TIMEOUT_MARGIN_S)))
         if seconds > limit:
             item.add_marker(pytest.mark.slow)
-            # pytest-timeout reads the closest marker: room for the real durations
-            item.add_marker(pytest.mark.timeout(int(seconds * 2 + 300)))
-            item.user_properties.append(("needs_s", round(seconds)))
+    items.sort(key=lambda it: -_expected_s(it))  # stable: ties keep their order
+
+
+def _expected_s(item: pytest.Item) -> float:
+    """The test's planned seconds (1 when it is skipped)."""
+    from harness.suite.schedule import DEFAULT_EXPECTED_S
+
+    if item.get_closest_marker("skip") is not None:
+        return 1.0
+    return float(dict(item.user_properties).get("needs_s", DEFAULT_EXPECTED_S))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The plan of the selected tests: ``<run dir>/.plan.json`` (or ``--hx-plan-dir``)."""
+    config = session.config
+    if config.option.collectonly and not config.option.hx_plan:
+        return
+    from harness.suite.schedule import write_plan
+
+    write_plan(Path(config.option.hx_plan) if config.option.hx_plan else run_dir_of(config),
+               {item.nodeid: _expected_s(item) for item in session.items})
 
 
 def _needs(item: pytest.Item) -> str:
@@ -441,15 +484,53 @@ class Timeline:
         self.case.start_recording()
         return self
 
-    def wait(self, predicate: Callable[[Frames], bool], *, timeout: float, what: str,
-             isvc: Deployed | None = None, then: float = 0.0) -> float:
-        """Wait (bounded) until ``predicate(frames so far)`` holds, then keep recording
-        ``then`` seconds more (so what follows the event is on the timeline too, e.g. the
-        reference band around it); seconds waited until it held."""
-        took = self.case.wait(predicate, timeout=timeout, what=what, target=isvc)
-        if then > 0:
+    def wait(self, predicate: Callable[[Frames], bool], *, until: Wait | None = None,
+             timeout: float | None = None, what: str | None = None,
+             isvc: Deployed | None = None, since: float | None = None,
+             then: float = 0.0) -> float | None:
+        """Wait until ``predicate(frames so far)`` holds, then keep recording ``then``
+        seconds more (so what follows the event is on the timeline too, e.g. the reference
+        band around it); seconds waited until it held, or None when it did not.
+
+        ``until``: the suite's planned wait (:mod:`harness.suite.plan`), whose deadline
+        is the reference model's time of the event plus its budget, counted from
+        ``since`` (epoch; default: the start of the last load when the wait counts from
+        the load's start, else now). A wait that runs out does not raise: the test's
+        verdict fails with what was not reached, and the check still runs on what was
+        recorded."""
+        expected = ""
+        if until is not None:
+            timeout = until.deadline_s
+            what = what or until.what
+            shown = f"{until.expected} " if until.expected is not None else ""
+            expected = (f"{shown}expected by {until.deadline_s:.0f} s after {until.anchor} "
+                        f"(model {until.model_s:g} s + {until.budget.total:g} s budget)")
+            if since is None and "load" in until.anchor and self.case.load_started:
+                since = self.case.load_started[-1]
+        if timeout is None or what is None:
+            raise TypeError("wait() needs until=Wait, or timeout= and what=")
+        took = self.case.wait(predicate, timeout=timeout, what=what, target=isvc,
+                              expected=expected or f"expected within {timeout:.0f} s",
+                              since=since)
+        if took is not None and then > 0:
             time.sleep(then)
         return took
+
+    def hold(self, until: Wait, *, since: float | None = None,
+             isvc: Deployed | None = None) -> None:
+        """Keep recording until ``until``'s deadline (counted like :meth:`wait`), e.g. past
+        the time a service without minReplicas would have reached zero."""
+        if since is None and "load" in until.anchor and self.case.load_started:
+            since = self.case.load_started[-1]
+        start = time.time() if since is None else since
+        left = start + until.deadline_s - time.time()
+        self.case.set_phase(f"holds past {until.what}", expected_s=max(0.0, left),
+                            target=isvc)
+        try:
+            if left > 0:
+                time.sleep(left)
+        finally:
+            self.case.set_phase("")
 
     def frames(self, isvc: Deployed | None = None) -> Frames:
         """Stop recording and build the frames (of ``isvc``'s revision when given)."""
@@ -464,13 +545,15 @@ class Timeline:
     def attach(self, verdict: Verdict) -> Verdict:
         return self.case.attach(verdict)
 
-    def check(self, verdict: Verdict) -> Verdict:
-        """Attach ``verdict`` to the report, then assert that it passed."""
+    def check(self, *verdicts: Verdict) -> Verdict:
+        """Attach every verdict to the report (a wait that ran out fails them, saying
+        what was not reached), then assert that each passed; the last one is returned."""
         from harness.suite.case import describe
 
-        self.case.attach(verdict)
-        assert verdict.status == "pass", describe(verdict)
-        return verdict
+        kept = [self.case.attach(v) for v in verdicts]
+        bad = [v for v in kept if v.status != "pass"]
+        assert not bad, "\n".join(describe(v) for v in bad)
+        return kept[-1]
 
 
 @pytest.fixture

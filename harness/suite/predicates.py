@@ -1,19 +1,11 @@
-"""Conditions on frames recorded so far, for ``timeline.wait(...)`` in the suites, and
-the durations the suites wait for (from the effective knobs)."""
+"""Conditions on frames recorded so far, for ``timeline.wait(...)`` in the suites (how
+long they wait comes from the reference model: :mod:`harness.suite.plan`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from harness.observe.frames import Frames
-from harness.params import KPAParams
-
-
-def to_zero_s(p: KPAParams) -> float:
-    """Nominal seconds from the last request to zero pods (from one pod): stable window +
-    scale-down delay + max(grace, retention)."""
-    return (p.stable_window + p.scale_down_delay
-            + max(p.scale_to_zero_grace_period, p.scale_to_zero_pod_retention_period))
 
 
 def pods_now(frames: Frames) -> int:
