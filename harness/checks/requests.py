@@ -3,7 +3,10 @@
 Each record is tagged with the phase it fell in: ``scale-from-zero`` (sent while no
 pod was ready), ``scale-down`` (in flight while a pod was terminating) or ``steady``.
 Open-loop arrivals the load generator itself dropped (``not sent: ...``) are counted
-apart: they never reached the service.
+apart: they never reached the service. The claim is about scale-from-zero and
+scale-down: when either phase got no request, the check has no evidence for that part
+and says ``inconclusive`` (a failing status), never ``pass``; a lost request in any
+phase is a ``fail``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 import pandas as pd
 
 from harness.checks.common import ParamsInput
-from harness.checks.verdict import FAIL, PASS, Verdict, skip
+from harness.checks.verdict import FAIL, INCONCLUSIVE, PASS, Verdict, skip
 from harness.observe.frames import Frames
 from harness.observe.load import NOT_SENT
 from harness.observe.series import step_value
@@ -21,6 +24,9 @@ from harness.observe.series import step_value
 CHECK = "no-request-lost"
 CLAIM = ("requests are buffered, never dropped: during scale-from-zero and scale-down every "
          "request gets a response, and none is a 5xx")
+PHASES = ("scale-from-zero", "scale-down", "steady")
+CLAIMED = ("scale-from-zero", "scale-down")
+"""The phases the claim is about: each needs requests for a verdict."""
 TERMINATION_TAIL = 30.0
 """Seconds a terminating pod counts as draining when its deletion was not recorded."""
 
@@ -39,8 +45,11 @@ def phase_of(frames: Frames, start: float, end: float) -> str:
 
 
 def check_no_request_lost(
-    frames: Frames, params: ParamsInput | None, records: pd.DataFrame | None
+    frames: Frames, params: ParamsInput | None, records: pd.DataFrame | None,
+    *, require: tuple[str, ...] = CLAIMED,
 ) -> Verdict:
+    """``require``: the claimed phases this recording must have requests in (a scenario
+    that covers only one part of the claim names that part)."""
     key = "knative activator buffering (knative-kpa.md §7, §9)"
     if records is None or records.empty:
         return skip(CHECK, CLAIM, key, "no request records")
@@ -63,7 +72,7 @@ def check_no_request_lost(
     counts = recs.groupby("phase").size().to_dict()
     bad_counts = bad.groupby("phase").size().to_dict()
     observed = ", ".join(f"{ph}: {counts.get(ph, 0)} sent, {bad_counts.get(ph, 0)} failed"
-                         for ph in ("scale-from-zero", "scale-down", "steady"))
+                         for ph in PHASES)
     observed += f"; {int(not_sent.sum())} not sent by the generator"
     why = ""
     if not bad.empty:
@@ -72,14 +81,20 @@ def check_no_request_lost(
                f"(status {int(b['status'])}) during {b['phase']} at t="
                f"{float(b['start']) - frames.start:.1f} s"
                + (f": {str(b['error'])[:80]}" if str(b.get('error') or '') else ""))
+    empty = [ph for ph in require if not counts.get(ph, 0)]
+    status = FAIL if not bad.empty else INCONCLUSIVE if empty else PASS
+    if status == INCONCLUSIVE:
+        why = ("no evidence: " + ", ".join(f"{ph}: 0 sent" for ph in empty)
+               + " (no request fell in that phase, so the claim is untested there)")
     cols = [c for c in ("start", "latency_s", "status", "pod", "error", "phase", "problem")
             if c in recs]
     return Verdict(
-        CHECK, CLAIM, key, PASS if bad.empty else FAIL,
+        CHECK, CLAIM, key, status,
         expected="0 requests without a response, 0 responses >= 500",
         observed=observed, why=why,
         numbers={"sent": float(len(recs)), "failed": float(len(bad)),
                  "no_response": float(lost.sum()), "status_5xx": float(five.sum()),
-                 "not_sent": float(not_sent.sum())},
+                 "not_sent": float(not_sent.sum()),
+                 **{f"sent_{ph.replace('-', '_')}": float(counts.get(ph, 0)) for ph in PHASES}},
         evidence=bad[cols].head(100) if not bad.empty else recs[cols].head(20),
     )

@@ -2,7 +2,10 @@
 
 A :class:`Verdict` names the documented claim and the profile key it comes from, the
 expected window (``not_before`` and ``by``, seconds after a named anchor), what was
-observed, the status (``pass``/``fail``/``skip``), one line of why, and evidence rows.
+observed, the status, one line of why, and evidence rows. Statuses: ``pass``, ``fail``,
+``inconclusive`` (the run produced no evidence for a part of the claim, e.g. a phase
+without requests: a failing status, never a pass) and ``skip`` (the check does not apply
+or could not be decided from the data given).
 A :class:`Budget` is the error allowed on a timing claim, made of named terms (decision
 tick, metric period, observation latency, measured pod start-up), never a bare number.
 """
@@ -19,8 +22,11 @@ import pandas as pd
 from harness.params import BUCKET_SIZE, TICK_INTERVAL
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
-STATUSES = (FAIL, PASS, SKIP)
+INCONCLUSIVE = "inconclusive"
+STATUSES = (FAIL, INCONCLUSIVE, PASS, SKIP)
 """In the order a report lists them: failures first."""
+FAILING = frozenset({FAIL, INCONCLUSIVE})
+"""Statuses that fail a run."""
 
 DECISION_TICK = "decision tick"
 METRIC_PERIOD = "metric period"
@@ -114,7 +120,7 @@ class Verdict:
     """Where the claim comes from: a profile key (``config-autoscaler.scale-down-delay``,
     ``claims.cold-start-small``) or the knob's source."""
     status: str
-    """``pass``, ``fail`` or ``skip``."""
+    """``pass``, ``fail``, ``inconclusive`` or ``skip``."""
     expected: str
     observed: str
     why: str = ""
@@ -131,7 +137,8 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        return self.status == FAIL
+        """Failed or inconclusive: either fails the run."""
+        return self.status in FAILING
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (evidence as at most :data:`MAX_EVIDENCE_ROWS` records)."""
@@ -179,6 +186,12 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) or math.isinf(f) else f
+
+
+def inconclusive(check: str, claim: str, claim_key: str, why: str, **kw: Any) -> Verdict:
+    """A verdict without evidence for part of the claim: fails the run, never a pass."""
+    return Verdict(check, claim, claim_key, INCONCLUSIVE, kw.pop("expected", ""),
+                   kw.pop("observed", "no evidence"), why=why, **kw)
 
 
 def skip(check: str, claim: str, claim_key: str, why: str, **kw: Any) -> Verdict:

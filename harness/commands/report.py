@@ -22,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     page = build_report(Path(args.dir), archive=not args.no_archive)
     summary = read_summary(Path(args.dir))
     counts = summary.get("counts") or {}
-    print(f"{page}  ({counts.get('fail', 0)} fail, {counts.get('pass', 0)} pass, "
-          f"{counts.get('skip', 0)} skip)")
+    print(f"{page}  ({counts.get('fail', 0)} fail, {counts.get('inconclusive', 0)} "
+          f"inconclusive, {counts.get('pass', 0)} pass, {counts.get('skip', 0)} skip)")
     return 0

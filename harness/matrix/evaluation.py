@@ -28,6 +28,12 @@ SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
     "gpu": ("gpu-placement",),
     "cold": ("cold-start", "scale-to-zero", "no-request-lost"),
 }
+REQUEST_PHASES: dict[str, tuple[str, ...]] = {
+    "scale-rate": ("scale-down",),
+    "cold": ("scale-from-zero",),
+}
+"""The part of the no-request-lost claim each scenario gives evidence for: pods going
+under traffic, and the activator buffering from zero."""
 
 
 def _combine(verdicts: list[Any]) -> Any:
@@ -86,7 +92,8 @@ def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
             elif check == "scale-down":
                 v = C.check_scale_down(frames, params, recs)
             elif check == "no-request-lost":
-                v = C.check_no_request_lost(frames, params, recs)
+                v = C.check_no_request_lost(frames, params, recs,
+                                            require=REQUEST_PHASES[name])
             elif check == "scale-to-zero":
                 v = C.check_scale_to_zero(frames, params, recs)
             elif check == "cold-start":

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checks.verdict import STATUSES, Verdict
+from harness.checks.verdict import FAILING, STATUSES, Verdict
 from harness.errors import UserError
 from harness.observe.frames import (
     PANIC_COLUMNS,
@@ -107,7 +107,7 @@ def write_report(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "meta": dict(meta or {}),
         "counts": counts,
-        "passed": counts["fail"] == 0,
+        "passed": not any(counts[s] for s in FAILING),
         "cases": case_info,
         "verdicts": verdicts,
     }

@@ -22,7 +22,8 @@ h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin:1.6em 0 .3em}
 table{border-collapse:collapse;margin:.4em 0;font-size:.9em} td,th{border:1px solid #ccc;
 padding:.25em .5em;text-align:left;vertical-align:top} th{background:#f2f2f2}
 .fail{background:#b00020;color:#fff} .pass{background:#1b7f3b;color:#fff}
-.skip{background:#777;color:#fff} .badge{padding:.1em .5em;border-radius:3px;font-weight:bold}
+.skip{background:#777;color:#fff} .inconclusive{background:#c77c02;color:#fff}
+.badge{padding:.1em .5em;border-radius:3px;font-weight:bold}
 .why{color:#b00020;font-weight:bold;font-size:1.05em} .key{color:#555;font-family:monospace}
 img{max-width:100%;border:1px solid #ddd} section{border-top:2px solid #ddd}
 .counts span{margin-right:1em}
@@ -32,6 +33,7 @@ details{margin:.3em 0} summary{cursor:pointer;color:#333} pre{font-size:.85em;ov
 <p class="counts">$counts</p>
 <p>$meta</p>
 $meta_details
+$timings
 <table><tr><th>verdict</th><th>check</th><th>case</th><th>why / observed</th></tr>
 $rows
 </table>
@@ -81,7 +83,7 @@ def table(rows: Sequence[Mapping[str, Any]], limit: int = 30) -> str:
 
 
 def order(verdicts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Failures first, then passes, then skips; stable within each."""
+    """Failures first, then inconclusive, passes, skips; stable within each."""
     rank = {s: i for i, s in enumerate(STATUSES)}
     return sorted(verdicts, key=lambda v: rank.get(str(v.get("status")), 9))
 
@@ -129,6 +131,34 @@ def nested(value: Mapping[str, Any] | list[Any]) -> str:
     return f"<pre>{e(json.dumps(value, indent=2, default=str))}</pre>"
 
 
+def _dur(seconds: Any) -> str:
+    from harness.durations import format_duration
+
+    if seconds is None:
+        return "-"
+    return format_duration(max(0.0, round(float(seconds))))
+
+
+def timings(cases: Mapping[str, Mapping[str, Any]]) -> str:
+    """Each suite's time against its expected time (the plan's), longest expected first;
+    over the expected time is marked."""
+    rows = [(name, c) for name, c in cases.items() if c.get("took_s") is not None]
+    if not rows:
+        return ""
+    rows.sort(key=lambda nc: -float(nc[1].get("expected_s") or 0))
+    body = []
+    for name, c in rows:
+        took, exp = c.get("took_s"), c.get("expected_s")
+        over = exp is not None and float(took) > float(exp)
+        ratio = f"{float(took) / float(exp):.0%}" if exp else "-"
+        mark = ' class="why"' if over else ""
+        body.append(f"<tr><td>{e(name)}</td><td>{e(c.get('outcome', ''))}</td>"
+                    f"<td>{e(_dur(took))}</td><td>{e(_dur(exp))}</td>"
+                    f"<td{mark}>{e(ratio)}</td></tr>")
+    return ("<table><tr><th>suite</th><th>outcome</th><th>took</th><th>expected</th>"
+            "<th>took / expected</th></tr>" + "".join(body) + "</table>")
+
+
 def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
     verdicts = order(summary.get("verdicts") or [])
     counts = {s: sum(1 for v in verdicts if v.get("status") == s) for s in STATUSES}
@@ -157,6 +187,7 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
         ))
     meta, meta_details = meta_parts(summary.get("meta") or {})
     return PAGE.substitute(
+        timings=timings(summary.get("cases") or {}),
         title=e(f"Autoscaling conformance run {summary.get('run_id', '')}"),
         counts=" ".join(f'<span class="badge {s}">{counts[s]} {s.upper()}</span>'
                         for s in STATUSES),
