@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+import yaml
 
 from harness.checks import (
     FAIL,
@@ -18,6 +19,7 @@ from harness.checks import (
     check_autoscaling_enabled,
     check_cold_start,
     check_configuration,
+    check_documentation,
     check_gpu_placement,
     check_no_request_lost,
     check_panic,
@@ -26,6 +28,7 @@ from harness.checks import (
     check_scale_up_rate,
     timing_budget,
 )
+from harness.checks.verdict import INCONCLUSIVE
 from harness.kpa import simulate
 from harness.observe.frames import SCHEDULING_COLUMNS, Frames, infer_panic
 from harness.observe.synthetic import (
@@ -91,11 +94,45 @@ def test_configuration_fails_on_a_changed_knob_and_names_it():
     assert "max_scale_down_rate" in v.why and "3" in v.why
 
 
-def test_configuration_lists_documentation_findings_as_evidence():
+def test_configuration_lists_documentation_findings_as_evidence_without_failing():
     v = check_configuration(resolve(profile="coreweave"))
     assert v.status == PASS
     assert (v.evidence["id"] == "tick-interval").any()
-    assert check_configuration(resolve(profile="coreweave"), findings_fail=True).status == FAIL
+
+
+def _profile_file(tmp_path, acknowledged):
+    doc = yaml.safe_load(load_profile("coreweave").path.read_text())
+    doc["acknowledged"] = acknowledged
+    path = tmp_path / "page.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_documentation_fails_on_error_findings_the_profile_does_not_acknowledge(tmp_path):
+    v = check_documentation(resolve(profile=_profile_file(tmp_path, {})))
+    assert v.status == FAIL
+    assert v.why.startswith("4 documentation finding(s) of severity error not acknowledged")
+    for fid in ("tick-interval", "panic-window", "stable-window", "scale-to-zero-after"):
+        assert fid in v.why
+    # only the cluster's knobs decide the configuration verdict
+    assert check_configuration(resolve(profile=_profile_file(tmp_path, {}))).status == PASS
+
+
+def test_an_acknowledged_finding_is_reported_and_does_not_fail():
+    v = check_documentation(resolve(profile="coreweave"))  # acknowledges its four errors
+    assert v.status == PASS, v.why
+    rows = v.evidence.set_index("id")
+    assert rows.loc["panic-window", "status"] == "acknowledged"
+    assert "18 s" in rows.loc["panic-window", "reason"]
+    assert rows.loc["panic-threshold", "status"] == "open"  # a warning: reported, not failing
+    assert v.numbers["acknowledged"] == 4 and v.numbers["open_errors"] == 0
+
+
+def test_an_acknowledgement_of_no_finding_fails(tmp_path):
+    prof = _profile_file(tmp_path, {**load_profile("coreweave").acknowledged,
+                                    "retention": "a finding the page never had"})
+    v = check_documentation(resolve(profile=prof))
+    assert v.status == FAIL and "acknowledged but no such finding: retention" in v.why
 
 
 # ---------------------------------------------------------------- 2 autoscaling on/off
@@ -386,6 +423,21 @@ def test_no_request_is_lost(name, kw, expected, phase):
     v = check_no_request_lost(f, None, rec)
     assert v.status == expected, (name, v.why)
     assert phase in v.why
+
+
+def test_a_phase_without_requests_is_inconclusive_never_a_pass():
+    f, rec = lost_timeline()
+    # the coreweave run's case: the load ended before any pod went ("scale-down: 0 sent")
+    early = rec[rec["start"] < T0 + 15]
+    v = check_no_request_lost(f, None, early)
+    assert v.status == INCONCLUSIVE and v.failed and not v.passed
+    assert "scale-down: 0 sent" in v.why
+    assert v.numbers["sent_scale_down"] == 0
+    # a lost request still fails, evidence or not
+    lost = early.assign(status=[503, 200])
+    assert check_no_request_lost(f, None, lost).status == FAIL
+    # a scenario that covers one part of the claim names it
+    assert check_no_request_lost(f, None, early, require=("scale-from-zero",)).status == PASS
 
 
 def test_requests_the_generator_never_sent_are_not_counted_as_lost():

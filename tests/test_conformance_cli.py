@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.commands import conformance
 from harness.predictions import predict
+from harness.profiles import load_profile
 from harness.resolve import resolve
 
 
@@ -65,7 +67,8 @@ def test_fast_profile_reaches_zero_in_about_fifteen_seconds():
 @pytest.mark.timeout(240)
 def test_conformance_runs_the_suites_on_the_emulator_and_writes_the_report(tmp_path):
     res = _harness("conformance", "--profile", "fast", "--report-dir", str(tmp_path),
-                   "--workers", "2", "--", "-k", "configuration", cwd=tmp_path, timeout=200)
+                   "--workers", "2", "--progress-every", "1", "--", "-k", "configuration",
+                   cwd=tmp_path, timeout=200)
     out = " ".join(res.stdout.split())
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -73,8 +76,16 @@ def test_conformance_runs_the_suites_on_the_emulator_and_writes_the_report(tmp_p
     assert summary["meta"]["cluster_tested"] is True
     assert summary["meta"]["profile"] == "fast"
     assert summary["meta"]["leaks"] == []
-    assert summary["counts"] == {"fail": 0, "pass": 1, "skip": 0}
-    assert [v["check"] for v in summary["verdicts"]] == ["configuration"]
+    assert summary["counts"] == {"fail": 0, "inconclusive": 0, "pass": 2, "skip": 0}
+    assert [v["check"] for v in summary["verdicts"]] == ["configuration", "documentation"]
+    # not a terminal: the running suite's progress as plain lines, on lines of their own
+    progress = [ln for ln in res.stdout.splitlines() if ln.startswith("progress ")]
+    assert any("configuration-effective_knobs_match_the_profile: " in ln
+               and " | ready " in ln for ln in progress), res.stdout[-3000:]
+    # the report's header: each suite's time against its expected time
+    case = summary["cases"]["configuration-effective_knobs_match_the_profile"]
+    assert case["took_s"] > 0 and case["expected_s"] > 0
+    assert "took / expected" in (run_dir / "index.html").read_text()
     # the configuration part of the report: the model's predictions and the findings
     config = summary["meta"]["configuration"]
     assert {p["scenario"] for p in config["predictions"]} == {"burst", "scale-down",
@@ -95,13 +106,21 @@ def test_conformance_runs_the_suites_on_the_emulator_and_writes_the_report(tmp_p
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_conformance_fails_when_the_documentation_cannot_hold(tmp_path):
-    res = _harness("conformance", "--profile", "coreweave", "--report-dir", str(tmp_path),
+    # the coreweave page without its acknowledgements: the documentation verdict fails,
+    # the configuration verdict (the cluster runs every documented knob) passes
+    doc = yaml.safe_load(load_profile("coreweave").path.read_text())
+    doc.pop("acknowledged")
+    page = tmp_path / "page.yaml"
+    page.write_text(yaml.safe_dump(doc))
+    reports = tmp_path / "reports"
+    res = _harness("conformance", "--profile", str(page), "--report-dir", str(reports),
                    "--workers", "0", "--", "-k", "configuration", cwd=tmp_path, timeout=200)
     assert res.returncode == 1, res.stdout[-4000:] + res.stderr[-2000:]
     assert "panic-window" in res.stdout
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir()]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["counts"]["fail"] == 1
+    assert {v["check"]: v["status"] for v in summary["verdicts"]} == {
+        "configuration": "pass", "documentation": "fail"}
 
 
 def test_conformance_bad_profile_is_one_line_and_exit_2(tmp_path):

@@ -109,7 +109,7 @@ def test_namespaces_timeline_verdicts_and_report_on_the_emulator(pytester, tmp_p
                               "*harness: report*index.html*"])
     run_dir = reports / "01010000-abcd"
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["counts"] == {"fail": 1, "pass": 1, "skip": 0}
+    assert summary["counts"] == {"fail": 1, "inconclusive": 0, "pass": 1, "skip": 0}
     assert {v["case"]: v["status"] for v in summary["verdicts"]} == {
         "lifecycle-a_passes": "pass", "lifecycle-b_fails": "fail"}
     assert summary["meta"]["kept_namespaces"] == ["hx-01010000-abcd-lifecycle-b-fails"]

@@ -69,6 +69,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="pytest-xdist workers (default plan: at least "
                              f"{DEFAULT_WORKERS}, more when the suites' expected times need "
                              "them to end with the longest; 0: none)")
+    parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                        help="outside a terminal, print the running suites' progress "
+                             "every SECONDS (default 30)")
     parser.add_argument("--keep-on-failure", action="store_true",
                         help="keep a failed suite's namespace for inspection")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
@@ -109,15 +112,15 @@ def run(args: argparse.Namespace) -> int:
                 workers = _planned_workers(args, profile, Path(tmp), console)
             argv = _pytest_argv(args, profile, run_id, report_dir, kubeconfig, workers)
             console.print(f"Suites: {' '.join(argv[2:])}", markup=False, soft_wrap=True)
-            rc = _run_pytest(argv)
+            rc = _run_pytest(argv, out, every_s=args.progress_every)
     page = out / "index.html"
     if page.exists():
         console.print(f"Report: {page}", soft_wrap=True)
     else:
         console.print(f"No report was written (no suite ran); see {out}", soft_wrap=True)
     if errors:
-        console.print(f"{len(errors)} documentation finding(s) of severity error: the "
-                      "configuration suite fails on them")
+        console.print(f"{len(errors)} documentation finding(s) of severity error not "
+                      "acknowledged by the profile: the documentation verdict fails on them")
     return _exit_code(rc)
 
 
@@ -164,10 +167,14 @@ def _print_configuration(console: Console, resolved: Resolved, profile: str,
             shown = "-" if pr.value is None else f"{pr.value:g}"
         table.add_row(pr.scenario, pr.measure, shown, pr.detail)
     console.print(table)
-    errors = [f for f in resolved.findings if f.severity == "error"]
-    console.print(f"Documentation findings: {len(resolved.findings)} ({len(errors)} errors)")
+    acked = resolved.profile.acknowledged if resolved.profile is not None else {}
+    errors = [f for f in resolved.findings if f.severity == "error" and f.id not in acked]
+    console.print(f"Documentation findings: {len(resolved.findings)} "
+                  f"({sum(f.severity == 'error' for f in resolved.findings)} errors, "
+                  f"{sum(f.id in acked for f in resolved.findings)} acknowledged by the profile)")
     for f in resolved.findings:
-        console.print(f"  [{f.severity}] {f.id}: {f.arithmetic}", markup=False)
+        mark = f" (acknowledged: {acked[f.id]})" if f.id in acked else ""
+        console.print(f"  [{f.severity}] {f.id}: {f.arithmetic}{mark}", markup=False)
     return list(errors)
 
 
@@ -299,22 +306,55 @@ def _pytest_argv(args: argparse.Namespace, profile: str, run_id: str, report_dir
     return argv + extra
 
 
-def _run_pytest(argv: list[str]) -> int:
+def _run_pytest(argv: list[str], run_dir: Path, *, every_s: float = 30.0) -> int:
+    """Run pytest, its output passing through a :class:`ProgressDisplay` (one line per
+    running suite: live in a terminal, a plain block every 30 s otherwise)."""
+    from harness.suite.progress import ProgressDisplay
+
+    display = ProgressDisplay(run_dir, every_s=max(0.2, every_s))
+    if display.live and not any(a.startswith("--color") for a in argv):
+        argv = [*argv, "--color=yes"]
     # SIGINT at its default even when this process was started with it ignored (a
     # background job): interrupting pytest is how the suites get to clean up
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_default_sigint)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
+    assert proc.stdout is not None
+    display.start()
     try:
+        while chunk := os.read(proc.stdout.fileno(), 4096):
+            display.write(chunk.decode(errors="replace"))
         return proc.wait()
     except KeyboardInterrupt:
         # pytest got the terminal's SIGINT too (or gets one now): let it tear down
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(PYTEST_GRACE_S)
+            _drain(proc, display, PYTEST_GRACE_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         raise
+    finally:
+        display.stop()
+
+
+def _drain(proc: subprocess.Popen, display: object, timeout: float) -> None:
+    """Pass on what pytest still prints while it tears down, up to ``timeout``."""
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.5):
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                display.write(chunk.decode(errors="replace"))  # type: ignore[attr-defined]
+            elif proc.poll() is not None:
+                break
+    proc.wait(max(0.1, deadline - time.monotonic()))
 
 
 def _default_sigint() -> None:

@@ -243,10 +243,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     report = yield
     if report.failed:
         item.stash.setdefault(_FAILED, set()).add(report.when)
+        if call.excinfo is not None and _ERROR not in item.stash:
+            item.stash[_ERROR] = call.excinfo.exconly().strip().splitlines()[0][:300]
     return report
 
 
 _FAILED = pytest.StashKey[set]()
+_ERROR = pytest.StashKey[str]()
+
+
+def error_verdict(test: str, error: str) -> Verdict:
+    """The verdict of a test that failed before any check ran (deploy, load, cluster)."""
+    from harness.checks.verdict import FAIL, Verdict
+
+    return Verdict(f"{test}: error", "the suite ran to its check", "harness", FAIL,
+                   expected="the suite reaches its check", observed=error or "an error",
+                   why=f"the test ended before its check: {error or 'an error'}")
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
@@ -428,20 +440,33 @@ def _hx_case(request: pytest.FixtureRequest, cluster: ClusterHandle, run_id: str
              profile_name: str, tmp_path: Path) -> Iterator[CaseData]:
     from harness.kube.namespaces import create_namespace, delete_namespace
     from harness.suite.case import CaseData
+    from harness.suite.progress import ProgressWriter
     from harness.suite.session_end import note_kept
 
     node = request.node
     test = f"{Path(str(node.path)).stem.removeprefix('test_')}-{node.name.removeprefix('test_')}"
-    ns = create_namespace(cluster.kube, run_id, test)
-    case = CaseData(name=test, cluster=cluster, namespace=ns, out_dir=tmp_path,
-                    profile=profile_name)
     run_dir = run_dir_of(request.config)
+    expected = dict(node.user_properties).get("needs_s")
+    progress = ProgressWriter(run_dir, test, expected,
+                              lambda: {**case.progress, **case.live_state()})
+    case = CaseData(name=test, cluster=cluster, namespace="", out_dir=tmp_path,
+                    profile=profile_name)
+    progress.start()
+    case.set_phase("creates its namespace")
+    ns = case.namespace = create_namespace(cluster.kube, run_id, test)
+    case.set_phase("")
     try:
         yield case
     finally:
         failed = _failed(request)
+        outcome = "failed" if failed else "passed"
+        took = progress.stop(outcome)
+        case.meta["took_s"] = round(took, 1)
+        case.meta["expected_s"] = expected
+        if failed and not case.verdicts:  # never a test without a verdict in the report
+            case.attach(error_verdict(test, request.node.stash.get(_ERROR, "")))
         try:
-            case.save(run_dir, outcome="failed" if failed else "passed")
+            case.save(run_dir, outcome=outcome)
         finally:
             if failed and request.config.option.hx_keep:
                 note_kept(run_dir, ns)

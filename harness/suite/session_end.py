@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.suite.case import KEPT, PARTS
+from harness.suite.progress import FOLDER
+from harness.suite.schedule import PLAN
 
 LEAK_WAIT_S = 30.0
 
@@ -91,6 +93,8 @@ def finish_report(run_dir: Path, *, run_id: str, meta: Mapping[str, Any],
     cases = read_parts(run_dir)
     kept = sorted(kept_namespaces(run_dir))
     shutil.rmtree(run_dir / PARTS, ignore_errors=True)
+    shutil.rmtree(run_dir / FOLDER, ignore_errors=True)  # progress: only while running
+    (run_dir / PLAN).unlink(missing_ok=True)
     if not cases:
         return None
     full = dict(meta)
