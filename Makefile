@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance bench clean kind-up kind-down mutation-matrix oracle
+.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
+	@echo "make conformance-documented  every suite, slow ones included, PROFILE=coreweave on the emulator (~40 min)"
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff"
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
@@ -32,6 +33,11 @@ lint: $(STAMP)
 # Emulator + every suite (CLUSTER=local|kind|current; ARGS: more options, "-- -k panic" to pytest)
 conformance: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/harness conformance --profile $(PROFILE) --cluster $(or $(CLUSTER),local) $(ARGS)
+
+# The documented profile end to end: every suite, slow ones included (the 34-minute
+# scale-to-zero waits), with PROFILE=coreweave on the emulator; about 40 minutes.
+conformance-documented: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/harness conformance --profile coreweave --cluster local -- -m 'slow or not slow'
 
 # A kind cluster with Knative + Kourier + KServe (needs kind, docker, kubectl; KIND_NAME=harness)
 kind-up: $(STAMP)

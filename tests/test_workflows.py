@@ -87,7 +87,7 @@ def test_nightly_runs_slow_suites_on_staging_with_allow_list() -> None:
     doc = load(ROOT / ".github" / "workflows" / "nightly.yml")
     triggers = doc.get("on", doc.get(True))
     assert triggers["schedule"][0]["cron"]
-    job = next(iter(doc["jobs"].values()))
+    job = doc["jobs"]["conformance-staging"]
     assert "HARNESS_ALLOWED_CONTEXTS" in job["env"]
     calls = make_calls(doc)
     conf = [c for c in calls if c.split()[1] == "conformance"]
@@ -108,3 +108,16 @@ def test_make_kind_targets_call_the_harness() -> None:
                               cwd=ROOT, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert words in done.stdout
+
+
+def test_nightly_runs_the_documented_profile_on_the_emulator() -> None:
+    doc = load(ROOT / ".github" / "workflows" / "nightly.yml")
+    triggers = doc.get("on", doc.get(True))
+    assert "schedule" in triggers
+    job = doc["jobs"]["conformance-documented"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    assert any(r.strip() == "make conformance-documented" for r in runs)
+    recipe = (ROOT / "Makefile").read_text().split("\nconformance-documented:", 1)[1]
+    recipe = recipe.split("\n\n", 1)[0]
+    assert "--profile coreweave" in recipe and "--cluster local" in recipe
+    assert "-m 'slow or not slow'" in recipe
