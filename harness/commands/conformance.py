@@ -8,9 +8,14 @@
    ``current`` connect to an existing cluster (``current`` must be on the allow-list),
    checked before anything runs.
 3. Suites: ``pytest suites/`` with the harness plugin (:mod:`harness.suite.plugin`),
-   ``--workers`` pytest-xdist workers (each suite in its own namespace, so the run takes
-   about as long as its longest suite), ``--junitxml`` into the report; anything after
-   ``--`` goes to pytest (``-- -k panic``).
+   ``--workers`` pytest-xdist workers (each suite in its own namespace). By default the
+   selected suites are collected once for their expected times (the reference model's,
+   :mod:`harness.suite.plan`) and the run gets the fewest workers (at least 4) whose
+   longest-first schedule (:mod:`harness.suite.schedule`) ends about when the longest
+   suite does. ``--junitxml`` into the report; anything after ``--`` goes to pytest
+   (``-- -k panic``). While they run, one line per running suite (what it does,
+   elapsed / expected, ready and desired pods, panic: :mod:`harness.suite.progress`),
+   live in a terminal, a plain block every ``--progress-every`` seconds otherwise.
 4. Report: ``<report-dir>/<run-id>/`` (index.html, summary.json with the configuration
    part, junit.xml, timelines, records, tar.gz); its path is printed. The emulator is
    stopped, also on failure and Ctrl-C.
@@ -316,8 +321,9 @@ def _run_pytest(argv: list[str], run_dir: Path, *, every_s: float = 30.0) -> int
         argv = [*argv, "--color=yes"]
     # SIGINT at its default even when this process was started with it ignored (a
     # background job): interrupting pytest is how the suites get to clean up
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # pytest's dots as they come
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
+                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint, env=env)
     assert proc.stdout is not None
     display.start()
     try:

@@ -26,18 +26,24 @@ and the test failed), ``deploy_isvc(source, patch=..., annotations=...)`` ->
 :class:`~harness.suite.case.Deployed`, ``load(profile, isvc)`` ->
 :class:`~harness.load.result.LoadResult`, ``timeline`` (the test's
 :class:`~harness.suite.case.CaseData`: ``start()``, ``wait(...)``, ``frames(isvc)``,
-``records()``, ``check(verdict)`` which attaches the verdict to the report and asserts it
-passed).
+``records()``, ``check(*verdicts)`` which attaches the verdicts to the report and
+asserts they passed). ``timeline.wait(predicate, until=plan.Wait)`` waits as long as
+the reference model says (:mod:`harness.suite.plan`); when it runs out the test goes on
+and its verdicts fail with what was not reached, the trajectory so far in the report. A
+test that fails before its check leaves a failing verdict with the error.
 
 Markers: ``slow`` (needs the profile's real durations) and ``gpu`` (needs GPU nodes; the
 emulator has fake ones) are skipped unless selected with ``-m``; on ``--cluster local``
-``gpu`` tests run. ``needs_time(f)`` states a test's duration as a function of the
-effective knobs; over ``--slow-after`` seconds (default 180: e.g. every scale-to-zero
-wait under ``coreweave``) the test counts as ``slow``, with a timeout that fits.
+``gpu`` tests run. ``needs_time(f)`` states a test's expected seconds as a function of
+the effective knobs (the suites take it from :mod:`harness.suite.plan`); the pytest
+timeout comes from the same number; over ``--slow-after`` seconds (default 180: e.g.
+every scale-to-zero wait under ``coreweave``) the test counts as ``slow``. The tests run
+longest first (:mod:`harness.suite.schedule`, also across xdist workers).
 
 Under pytest-xdist every worker runs its tests in their own namespaces; the controlling
 process writes ``<report-dir>/<run-id>/`` and runs the leak check at the end (a leak
-makes the run fail).
+makes the run fail). Each running test keeps ``<run dir>/.progress/<test>.json`` current
+(:mod:`harness.suite.progress`), for ``harness conformance``'s progress lines.
 """
 
 from __future__ import annotations
