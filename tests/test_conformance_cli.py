@@ -86,6 +86,8 @@ def test_conformance_runs_the_suites_on_the_emulator_and_writes_the_report(tmp_p
     case = summary["cases"]["configuration-effective_knobs_match_the_profile"]
     assert case["took_s"] > 0 and case["expected_s"] > 0
     assert "took / expected" in (run_dir / "index.html").read_text()
+    assert re.search(r"harness: configuration-effective_knobs_match_the_profile took \S+ "
+                     r"\(\S+ expected\), passed", out), out[-3000:]
     # the configuration part of the report: the model's predictions and the findings
     config = summary["meta"]["configuration"]
     assert {p["scenario"] for p in config["predictions"]} == {"burst", "scale-down",

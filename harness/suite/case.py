@@ -206,11 +206,12 @@ class CaseData:
         from harness.load import run
         from harness.load.profile import Profile as LoadProfile
 
-        prof = profile if isinstance(profile, LoadProfile) else profile_path(profile)
-        name = prof.name if isinstance(prof, LoadProfile) else prof.stem
-        total = prof.total if isinstance(prof, LoadProfile) else None
+        from harness.load.profile import load_profile as read_load_profile
+
+        prof = profile if isinstance(profile, LoadProfile) else \
+            read_load_profile(profile_path(profile))
         tag = tag or f"load-{len(self.loads) + 1}"
-        self.set_phase(f"plays load {name}", expected_s=total, target=target)
+        self.set_phase(f"plays load {prof.name}", expected_s=prof.total, target=target)
         started = time.time()
         try:
             result = run(prof, self.cluster.ingress_url, target.host, self.out_dir / tag,

@@ -231,3 +231,13 @@ def after_load(w: Wait) -> float:
 def needs_s(*steps: float, deploys: int = 1) -> float:
     """A suite's expected seconds: its deploys, its steps (loads, waits) and teardown."""
     return deploys * DEPLOY_S + sum(steps) + TEARDOWN_S
+
+
+def warm(p: KPAParams) -> Wait:
+    """Hold after the deploy until the revision is older than its panic window: the
+    autoscaler's panic-window average then spans the whole window (Knative divides by the
+    buckets since the revision's first data while it is younger), as the panic check
+    reckons it. Under ``coreweave`` that is 18 s; a burst on a younger revision panics
+    before the full-window average crosses, and the check cannot tell a burst."""
+    return Wait("the revision older than its panic window", "panic window full",
+                p.panic_window, Budget({DECISION_TICK: TICK_INTERVAL}), "the deploy")

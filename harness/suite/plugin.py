@@ -306,7 +306,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                      + ", ".join(leaks[:5]))
     lines += [f"harness: kept namespace {ns} (--keep-on-failure)" for ns in sorted(kept)]
     if page is not None:
+        lines += _timing_lines(run_dir)
         lines.append(f"harness: report {page}")
+
+
+def _timing_lines(run_dir: Path) -> list[str]:
+    """Each suite's time against its expected time, longest expected first."""
+    import json
+
+    from harness.durations import format_duration
+
+    try:
+        cases = json.loads((run_dir / "summary.json").read_text()).get("cases") or {}
+    except (OSError, ValueError):
+        return []
+    rows = sorted(((n, c) for n, c in cases.items() if c.get("took_s") is not None),
+                  key=lambda nc: -float(nc[1].get("expected_s") or 0))
+    out = []
+    for name, c in rows:
+        exp = c.get("expected_s")
+        shown = f"{format_duration(round(float(exp)))} expected" if exp else "no plan"
+        out.append(f"harness: {name} took {format_duration(round(float(c['took_s'])))} "
+                   f"({shown}), {c.get('outcome', '')}")
+    return out
 
 
 _LINES = pytest.StashKey[list]()
