@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.kpa.expect import at_most, event_time, zero
-from harness.params import resolve
+from harness.resolve import resolve
 from harness.suite import plan
 from harness.suite.progress import ProgressDisplay, ProgressWriter, line, read_progress
 from harness.suite.schedule import assign, makespan, read_plan, workers_for, write_plan

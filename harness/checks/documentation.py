@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.checks.verdict import FAIL, PASS, Verdict, skip
-from harness.params import Resolved
+from harness.resolve import Resolved
 
 CHECK = "documentation"
 CLAIM = "the documented claims hold on Knative (no documentation finding of severity error)"

@@ -205,7 +205,6 @@ class CaseData:
         ``target`` through the ingress."""
         from harness.load import run
         from harness.load.profile import Profile as LoadProfile
-
         from harness.load.profile import load_profile as read_load_profile
 
         prof = profile if isinstance(profile, LoadProfile) else \

@@ -85,7 +85,7 @@ class Service:
 
 def isvc_params(p: KPAParams, service: Service) -> KPAParams:
     """The profile's parameters with the service's replicas, containerConcurrency and
-    annotations applied (as :func:`harness.params.resolve` reads an InferenceService; the
+    annotations applied (as :func:`harness.resolve.resolve` reads an InferenceService; the
     suites pass the resolved parameters of the deployed service instead, which already
     have them)."""
     from harness.knobs import parse_annotations
