@@ -179,3 +179,21 @@ def test_pytest_command_line(tmp_path):
 
 def test_exit_codes_from_pytest():
     assert [conformance._exit_code(rc) for rc in (0, 1, 2, 3, 4, 5)] == [0, 1, 130, 2, 2, 2]
+
+
+def test_planned_workers_come_from_the_suites_expected_times(tmp_path):
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    args = _args(pytest_args=["-m", "slow or not slow"])
+    n = conformance._planned_workers(args, "coreweave", tmp_path, console)
+    shown = console.export_text()
+    # four suites of about 35 minutes each, and the rest: a fifth worker keeps the run
+    # about as long as the longest suite
+    assert n == 5, shown
+    assert re.search(r"Plan: 13 tests, longest 3\dm\d+s, 5 workers, longest first: about "
+                     r"3\dm\d+s", shown), shown
+    # the user's -n wins; without slow suites the default four suffice
+    assert conformance._planned_workers(_args(pytest_args=["-n", "2"]), "coreweave",
+                                        tmp_path, console) == 0
+    assert conformance._planned_workers(_args(), "fast", tmp_path, console) >= 4

@@ -144,7 +144,7 @@ def _workers(text: str) -> int | str:
     try:
         n = int(text)
     except ValueError:
-        raise UserError(f"{text!r} is not a number of workers or 'auto'",
+        raise UserError(f"{text!r} is not a number of workers, 'auto' or 'plan'",
                         key="--workers") from None
     if n < 0:
         raise UserError("must not be negative", key="--workers")
