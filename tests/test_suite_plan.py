@@ -133,7 +133,7 @@ def test_xdist_runs_the_longest_first_each_on_its_own_worker(pytester, tmp_path,
     log = tmp_path / "order.log"
     monkeypatch.setenv("ORDER_LOG", str(log))
     monkeypatch.setenv("TIMEOUT_LOG", str(tmp_path / "timeout.log"))
-    res = pytester.runpytest_subprocess("-p", "harness.pytest_plugin", "-p",
+    res = pytester.runpytest_subprocess("-p", "harness.suite.plugin", "-p",
                                         "no:cacheprovider", "--profile", "fast",
                                         "--slow-after", "1000", "--report-dir",
                                         str(tmp_path / "r"), "-n", "2")

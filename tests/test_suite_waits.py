@@ -11,7 +11,7 @@ import pytest
 
 pytest_plugins = ("pytester",)
 
-PLUGIN = ("-p", "harness.pytest_plugin", "-p", "no:cacheprovider")
+PLUGIN = ("-p", "harness.suite.plugin", "-p", "no:cacheprovider")
 
 SHRUNK = """
 from dataclasses import replace

@@ -201,11 +201,10 @@ class CaseData:
     def load(self, profile: str | Path | Any, target: Deployed, *, tag: str | None = None
              ) -> LoadResult:
         """Play a load profile (a path, a name under ``loadprofiles/suites/`` or
-        ``loadprofiles/``, or a loaded :class:`harness.load.profile.Profile`) against
+        ``loadprofiles/``, or a loaded :class:`harness.load.profile.LoadProfile`) against
         ``target`` through the ingress."""
         from harness.load import run
-        from harness.load.profile import Profile as LoadProfile
-        from harness.load.profile import load_profile as read_load_profile
+        from harness.load.profile import LoadProfile, read_load_profile
 
         prof = profile if isinstance(profile, LoadProfile) else \
             read_load_profile(profile_path(profile))

@@ -107,10 +107,10 @@ def isvc_params(p: KPAParams, service: Service) -> KPAParams:
 
 @cache
 def _load_profile(name: str) -> Any:
-    from harness.load.profile import load_profile
+    from harness.load.profile import read_load_profile
     from harness.suite.case import profile_path
 
-    return load_profile(profile_path(name))
+    return read_load_profile(profile_path(name))
 
 
 def planned_load(profile: str | Any) -> list[float]:

@@ -95,7 +95,7 @@ class LongestFirst:
                 if not self.collection:
                     return
                 self.maxschedchunk = len(self.collection)
-                from harness.pytest_plugin import run_dir_of
+                from harness.suite.plugin import run_dir_of
 
                 plan = read_plan(run_dir_of(config))
                 expected = [plan.get(nodeid, DEFAULT_EXPECTED_S) for nodeid in self.collection]
