@@ -17,7 +17,7 @@ from harness.suite import plan
 from harness.suite.predicates import no_pods
 
 CLAIM = "cold-start-small"
-SERVICE = plan.Service()
+SERVICE = plan.Service("cpu-small")
 LOAD = "cold"
 
 

@@ -14,7 +14,7 @@ from harness.params import KPAParams
 from harness.suite import plan
 from harness.suite.predicates import no_pods
 
-SERVICE = plan.Service()
+SERVICE = plan.Service("cpu-small")
 LOAD = "lossless"
 
 

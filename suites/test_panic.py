@@ -12,8 +12,8 @@ import pytest
 from harness.checks import check_panic
 from harness.suite import plan
 
-BURST = plan.Service(patch={"spec": {"predictor": {"minReplicas": 1}}})
-RAMP = plan.Service(patch={"spec": {"predictor": {"minReplicas": 3}}})
+BURST = plan.Service("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1}}})
+RAMP = plan.Service("cpu-small", patch={"spec": {"predictor": {"minReplicas": 3}}})
 
 
 def _needs(service: plan.Service, load: str):

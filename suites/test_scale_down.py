@@ -18,7 +18,7 @@ from harness.suite.predicates import ready_at_most
 SETTLE_S = 5.0
 """Recording kept on after the last step: the model's band around it needs the seconds
 that follow (its time tolerance looks both ways)."""
-SERVICE = plan.Service(patch={"spec": {"predictor": {"minReplicas": 1}}})
+SERVICE = plan.Service("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1}}})
 LOAD = "steady"
 
 

@@ -20,9 +20,9 @@ RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 ONE_POD = {"spec": {"predictor": {"containerConcurrency": 2}}}
 """One user of the ``short`` load is one pod's worth: zero is reached from one pod."""
 LOAD = "short"
-DEFAULT = plan.Service(patch=ONE_POD)
-ANNOTATED = plan.Service(patch=ONE_POD, annotations={RETENTION: "12s"})
-MIN_ONE = plan.Service(patch={"spec": {"predictor": {"minReplicas": 1,
+DEFAULT = plan.Service("cpu-small", patch=ONE_POD)
+ANNOTATED = plan.Service("cpu-small", patch=ONE_POD, annotations={RETENTION: "12s"})
+MIN_ONE = plan.Service("cpu-small", patch={"spec": {"predictor": {"minReplicas": 1,
                                                      "containerConcurrency": 2}}})
 
 

@@ -93,10 +93,11 @@ def model_format(isvc: Mapping[str, Any]) -> str | None:
 
 def suites_using() -> dict[str, list[str]]:
     """Reference InferenceService (``fixtures/isvc/<name>.yaml``) -> the suites that deploy
-    it (``suites/test_<suite>.py`` calling ``deploy_isvc("<name>"``)."""
+    it (``suites/test_<suite>.py`` calling ``deploy_isvc("<name>"``, or naming it as a
+    planned service, ``plan.Service("<name>"``: :mod:`harness.suite.plan`)."""
     out: dict[str, list[str]] = {}
     for path in sorted(data_path("suites").glob("test_*.py")):
-        for name in re.findall(r'deploy_isvc\(\s*"([^"]+)"', path.read_text()):
+        for name in re.findall(r'(?:deploy_isvc|Service)\(\s*"([^"]+)"', path.read_text()):
             suite = path.stem.removeprefix("test_")
             if suite not in out.setdefault(name, []):
                 out[name].append(suite)
