@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle
+.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle upstream test-upstream
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
 	@echo "make mutation-matrix  every check vs every emulator mutation, live (~10 min)"
 	@echo "make oracle        20,000 random scenarios: reference model vs Knative's own code (needs Go)"
+	@echo "make upstream      build etcd, the Kubernetes control plane and CoreDNS from their Go modules"
+	@echo "make test-upstream the tests against a live upstream cluster (root, Linux; builds first)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +47,13 @@ kind-up: $(STAMP)
 
 kind-down: $(STAMP)
 	PATH="$$PATH:$(CURDIR)/$(BIN)" $(BIN)/harness cluster down --kind --name $(or $(KIND_NAME),harness)
+
+# The real control plane from its Go modules (upstream/) into ~/.cache/harness/upstream
+upstream: $(STAMP)
+	$(BIN)/python -m harness.upstream.build
+
+test-upstream: upstream
+	HARNESS_UPSTREAM=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/upstream $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kpa_simulate.py
