@@ -6,7 +6,10 @@ a plain-http kubeconfig, prints how to use it and runs until Ctrl-C or ``harness
 down`` (which finds it through a state file holding its pid and url). ``up --kind`` and
 ``down --kind`` create and delete a kind cluster with cert-manager, Knative Serving +
 Kourier and KServe at pinned versions (:mod:`harness.kind`; ``--dry-run`` prints the
-commands only).
+commands only). ``up --upstream`` runs the real control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, built from their Go modules on first use) as
+supervised processes with our node agent registering the nodes (:mod:`harness.upstream`),
+in the foreground like ``--local``; ``down`` stops either.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 
-_DOWN_WAIT_S = 15.0
+_DOWN_WAIT_S = 60.0  # the upstream cluster stops its processes one by one
 
 
 def default_state_dir() -> Path:
@@ -33,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     how = up.add_mutually_exclusive_group(required=True)
     how.add_argument("--local", action="store_true",
                      help="the built-in emulated API server on 127.0.0.1")
+    how.add_argument("--upstream", action="store_true",
+                     help="the real Kubernetes control plane built from its Go modules, as "
+                          "local processes, with our node agent (Linux, root)")
     how.add_argument("--kind", action="store_true",
                      help="a kind cluster with Knative, Kourier and KServe (needs kind, docker, "
                           "kubectl)")
@@ -85,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--name and --dry-run go with --kind")
     if args.action == "down":
         return _down(state_file)
+    if args.upstream:
+        return _up_upstream(args, state_dir, state_file)
     return _up_local(args, state_dir, state_file)
 
 
@@ -138,6 +146,46 @@ def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> in
     return 0
 
 
+def _refuse_running(state_file: Path) -> None:
+    from harness.emulator.process import read_state
+
+    existing = read_state(state_file)
+    if existing is not None and _alive(int(existing.get("pid", 0))):
+        raise UserError(f"a cluster is already running at {existing['url']} (pid "
+                        f"{existing['pid']}); stop it with 'harness cluster down'")
+
+
+def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
+    from harness.emulator.process import run_until_signal
+    from harness.upstream.cluster import UpstreamCluster, check_host
+
+    if args.mutation or args.port:
+        raise UserError("--mutation and --port go with --local")
+    check_host()
+    _refuse_running(state_file)
+    kubeconfig = (args.kubeconfig or state_dir / "kubeconfig").expanduser()
+    cluster = UpstreamCluster(state_dir=state_dir, cluster=args.config, profile=args.profile)
+
+    def announce(up: UpstreamCluster) -> None:
+        print(f"harness cluster: Kubernetes control plane (upstream) serving at {up.url}, "
+              f"ready in {up.ready_s:.1f} s (run {up.run_id})", flush=True)
+        print(f"  kubeconfig: {kubeconfig}", flush=True)
+        print(f"  try:        kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+        print(f"              export KUBECONFIG={kubeconfig}", flush=True)
+        print("  stop with Ctrl-C or 'harness cluster down'", flush=True)
+
+    try:
+        run_until_signal(cluster, kubeconfig=kubeconfig, state_file=state_file,
+                         announce=announce,
+                         state=lambda: {"url": cluster.url, "context": "harness-upstream",
+                                        "upstream": True, "run_id": cluster.run_id,
+                                        "ready_s": round(cluster.ready_s, 1)})
+    except OSError as exc:
+        raise UserError(f"cannot start the upstream cluster: {exc}") from exc
+    print("harness cluster: stopped", flush=True)
+    return 0
+
+
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -163,7 +211,7 @@ def _down(state_file: Path) -> int:
 
     state = read_state(state_file)
     if state is None:
-        print("harness cluster: no local cluster is running", flush=True)
+        print("harness cluster: no cluster is running", flush=True)
         return 0
     pid = int(state.get("pid", 0))
     if not _alive(pid) or not _looks_like_ours(pid):
@@ -175,7 +223,7 @@ def _down(state_file: Path) -> int:
     deadline = time.monotonic() + _DOWN_WAIT_S
     while time.monotonic() < deadline:
         if not _alive(pid) or not state_file.exists():
-            print(f"harness cluster: stopped the local cluster at {state['url']}", flush=True)
+            print(f"harness cluster: stopped the cluster at {state['url']}", flush=True)
             return 0
         time.sleep(0.1)
     raise UserError(f"the local cluster (pid {pid}) did not stop within {_DOWN_WAIT_S:.0f} s")

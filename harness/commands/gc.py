@@ -5,6 +5,9 @@ creation is older than ``--older-than`` (default ``2h``, so runs in progress are
 alone); nothing without the label is looked at. The context must be on the allow-list
 (``--allow-context``, ``HARNESS_ALLOWED_CONTEXTS`` or the allow-list file), as for any
 write. ``--dry-run`` lists what would go. Exit 0 when done, 2 on a usage error.
+
+First it sweeps this machine for what crashed ``harness cluster up --upstream`` runs left
+(their processes and folders, :mod:`harness.upstream.sweep`); ``--local-only`` stops there.
 """
 
 from __future__ import annotations
@@ -25,9 +28,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="allow writes on this context (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     parser.add_argument("--wait", action="store_true", help="wait until they are gone")
+    parser.add_argument("--local-only", action="store_true",
+                        help="only sweep this machine for crashed upstream-cluster runs")
+
+
+def _sweep_local(dry_run: bool) -> None:
+    from harness.upstream.sweep import sweep
+
+    result = sweep(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for pid, run in result.processes:
+        print(f"{verb} process {pid} of crashed upstream run {run}")
+    for folder in result.folders:
+        print(f"{verb} folder {folder}")
+    for item in result.network:
+        print(f"{verb} {item}")
+    if result.processes or result.runs:
+        print(f"{verb} {len(result.processes)} process(es) of {len(result.runs)} crashed "
+              "upstream run(s)")
 
 
 def run(args: argparse.Namespace) -> int:
+    _sweep_local(args.dry_run)
+    if args.local_only:
+        return 0
     from harness.kube.client import Kube, resolve_context
     from harness.kube.namespaces import gc
     from harness.kube.safety import Guard

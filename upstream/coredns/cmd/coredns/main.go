@@ -7,6 +7,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
+	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/health"
@@ -22,6 +23,7 @@ import (
 // directives: the plugins above, in upstream's execution order (zdirectives.go).
 var directives = []string{
 	"reload",
+	"bind",
 	"ready",
 	"health",
 	"errors",

@@ -1,0 +1,489 @@
+"""Running one pod as local processes in its own network namespace (the node agent's
+container runtime).
+
+A :class:`PodRunner` (one thread per pod) takes a pod whose images are all in the image
+table, gives it a namespace and an address (:mod:`harness.nodeagent.network`), reports
+it Pending with ``podIP``/``hostIP``/``startTime``, runs the init containers in order
+(each to completion), then starts every container with ``ip netns exec``: its command from
+the table (or the container's ``command``/``args``), its ``env`` (literal values,
+``fieldRef``, ``configMapKeyRef``, ``secretKeyRef``), stdout and stderr to a log file.
+Readiness and liveness probes (HTTP GET with kubelet's ``User-Agent: kube-probe/1.34``,
+TCP, exec) decide ``Ready``; a container that exits is restarted per ``restartPolicy``
+with kubelet's doubling back-off (10 s .. 5 min), counted in ``restartCount``. Stopping
+sends SIGTERM to each container's process group, SIGKILL after
+``terminationGracePeriodSeconds``, and removes the namespace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.nodeagent.images import Image
+from harness.nodeagent.network import Network, PodNet
+from harness.upstream.supervisor import die_with_parent
+
+PROBE_AGENT = "kube-probe/1.34"
+BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EnvError(RuntimeError):
+    """A referenced ConfigMap/Secret key is missing (kubelet's CreateContainerConfigError)."""
+
+
+@dataclass
+class Container:
+    spec: dict[str, Any]
+    image: Image
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    ready: bool = False
+    started_at: str = ""
+    t0: float = 0.0
+    last_exit: dict[str, Any] | None = None
+    next_start: float = 0.0
+    probe_due: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    successes: dict[str, int] = field(default_factory=dict)
+
+
+def _field(pod: dict[str, Any], path: str, net: PodNet, host_ip: str) -> str:
+    meta = pod["metadata"]
+    simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+              "metadata.uid": meta["uid"], "spec.nodeName": pod["spec"].get("nodeName", ""),
+              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+              "status.podIP": net.address, "status.hostIP": host_ip,
+              "status.podIPs": net.address, "status.hostIPs": host_ip}
+    if path in simple:
+        return simple[path]
+    for kind in ("labels", "annotations"):
+        prefix = f"metadata.{kind}['"
+        if path.startswith(prefix) and path.endswith("']"):
+            return str((meta.get(kind) or {}).get(path[len(prefix):-2], ""))
+    raise EnvError(f"unsupported fieldRef {path!r}")
+
+
+class PodRunner:
+    """One pod's processes and status (see the module docstring)."""
+
+    def __init__(self, pod: dict[str, Any], images: dict[str, Image], *,
+                 client: httpx.Client, network: Network, logs: Path, run_id: str,
+                 host_ip: str, on_gone: Callable[[str], None]) -> None:
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.ns = pod["metadata"]["namespace"]
+        self.name = pod["metadata"]["name"]
+        self.key = f"{self.ns}/{self.name}"
+        self.images = images
+        self.client = client
+        self.network = network
+        self.dir = logs / self.ns / f"{self.name}_{self.uid}"
+        self.run_id = run_id
+        self.host_ip = host_ip
+        self.on_gone = on_gone
+        self.net: PodNet | None = None
+        self.containers: dict[str, Container] = {}
+        self.init_done = False
+        self.init_statuses: list[dict[str, Any]] = []
+        self.terminating = threading.Event()
+        self.grace_s = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self._thread = threading.Thread(target=self._main, name=f"pod {self.key}",
+                                        daemon=True)
+        self._reported: Any = None
+        self.start_time = now()
+
+    def start(self) -> PodRunner:
+        self._thread.start()
+        return self
+
+    def terminate(self, grace_s: float | None = None) -> None:
+        if grace_s is not None:
+            self.grace_s = min(self.grace_s, grace_s)
+        self.terminating.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def log_path(self, container: str) -> Path | None:
+        c = self.containers.get(container)
+        return c.log if c is not None else None
+
+    # ------------------------------------------------------------ main loop
+
+    def _main(self) -> None:
+        try:
+            self.net = self.network.add_pod(self.key, self.ns)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._status()
+            if self._run_inits():
+                self._run_containers()
+        except Exception as exc:  # noqa: BLE001 - reported on the pod
+            self._post_event("Warning", "Failed", f"node agent: {exc}")
+        finally:
+            self._stop_all()
+            self.network.remove_pod(self.key)
+            self.on_gone(self.uid)
+
+    def _env(self, spec: dict[str, Any], image: Image) -> dict[str, str]:
+        assert self.net is not None
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.name,
+               "HOME": str(self.dir), **image.env}
+        for item in spec.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+                continue
+            source = item.get("valueFrom") or {}
+            if "fieldRef" in source:
+                env[item["name"]] = _field(self.pod, source["fieldRef"]["fieldPath"],
+                                           self.net, self.host_ip)
+            elif "configMapKeyRef" in source or "secretKeyRef" in source:
+                value = self._key_ref(source)
+                if value is not None:
+                    env[item["name"]] = value
+        return env
+
+    def _key_ref(self, source: dict[str, Any]) -> str | None:
+        import base64
+
+        secret = "secretKeyRef" in source
+        ref = source["secretKeyRef" if secret else "configMapKeyRef"]
+        kind = "secrets" if secret else "configmaps"
+        r = self.client.get(f"/api/v1/namespaces/{self.ns}/{kind}/{ref['name']}")
+        data = r.json().get("data") or {} if r.status_code == 200 else None
+        if data is None or ref["key"] not in data:
+            if ref.get("optional"):
+                return None
+            what = "secret" if secret else "configmap"
+            raise EnvError(f"couldn't find key {ref['key']} in {what} "
+                           f"{self.ns}/{ref['name']}")
+        value = data[ref["key"]]
+        return base64.b64decode(value).decode() if secret else str(value)
+
+    def _argv(self, spec: dict[str, Any], image: Image) -> list[str]:
+        command = list(spec.get("command") or image.command)
+        args = list(spec.get("args") or ([] if spec.get("command") else image.args))
+        argv = [*command, *args]
+        if argv and argv[0] == "python":
+            argv[0] = sys.executable
+        assert self.net is not None
+        return ["ip", "netns", "exec", self.net.netns, *argv]
+
+    def _spawn(self, spec: dict[str, Any], image: Image, log: Path) -> subprocess.Popen[bytes]:
+        env = self._env(spec, image)
+        env["HARNESS_UPSTREAM_RUN"] = self.run_id
+        env["HARNESS_UPSTREAM_OWNER"] = str(os.getpid())
+        cwd = Path(spec["workingDir"]) if spec.get("workingDir") else image.cwd
+        with open(log, "ab") as out:
+            return subprocess.Popen(self._argv(spec, image), cwd=cwd, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=die_with_parent)
+
+    def _run_inits(self) -> bool:
+        for spec in self.pod["spec"].get("initContainers") or []:
+            image = self.images[spec["name"]]
+            log = self.dir / f"{spec['name']}.log"
+            attempt = 0
+            while not self.terminating.is_set():
+                started = now()
+                try:
+                    proc = self._spawn(spec, image, log)
+                except EnvError as exc:
+                    self._post_event("Warning", "Failed", f"Error: {exc}")
+                    return False
+                self.containers[spec["name"]] = Container(spec, image, log, proc)
+                while proc.poll() is None and not self.terminating.wait(0.2):
+                    pass
+                if self.terminating.is_set():
+                    return False
+                code = proc.wait()
+                term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                        "startedAt": started, "finishedAt": now()}
+                status = {"name": spec["name"], "image": spec["image"], "imageID": "",
+                          "ready": code == 0, "restartCount": attempt,
+                          "started": False, "state": {"terminated": term}}
+                self.init_statuses = [s for s in self.init_statuses
+                                      if s["name"] != spec["name"]] + [status]
+                if code == 0:
+                    break
+                attempt += 1
+                if self.pod["spec"].get("restartPolicy", "Always") == "Never":
+                    self._status(phase="Failed")
+                    return False
+                self._status()
+                if self.terminating.wait(BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]):
+                    return False
+        self.init_done = True
+        return not self.terminating.is_set()
+
+    def _run_containers(self) -> None:
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        for spec in self.pod["spec"]["containers"]:
+            self.containers[spec["name"]] = Container(
+                spec, self.images[spec["name"]], self.dir / f"{spec['name']}.log")
+        while not self.terminating.is_set():
+            t = time.monotonic()
+            for c in self._mains():
+                if c.proc is None:
+                    again = c.last_exit is None or policy == "Always" or (
+                        policy == "OnFailure" and c.last_exit["exitCode"] != 0)
+                    if again and t >= c.next_start:
+                        self._start_container(c)
+                elif c.proc.poll() is not None:
+                    self._container_exited(c, policy)
+                else:
+                    self._probe(c)
+            if self._all_done(policy):
+                self._status(phase="Succeeded" if all(
+                    c.last_exit and c.last_exit["exitCode"] == 0
+                    for c in self._mains()) else "Failed")
+                self.terminating.wait()
+                return
+            self._status()
+            self.terminating.wait(0.5)
+
+    def _mains(self) -> list[Container]:
+        names = {c["name"] for c in self.pod["spec"]["containers"]}
+        return [c for n, c in self.containers.items() if n in names]
+
+    def _all_done(self, policy: str) -> bool:
+        mains = self._mains()
+        if policy == "Always" or any(c.proc is not None or c.last_exit is None for c in mains):
+            return False
+        return policy == "Never" or all(c.last_exit["exitCode"] == 0 for c in mains)
+
+    def _start_container(self, c: Container) -> None:
+        try:
+            c.proc = self._spawn(c.spec, c.image, c.log)
+        except EnvError as exc:
+            self._post_event("Warning", "Failed", f"Error: {exc}")
+            c.next_start = time.monotonic() + BACKOFF_S[0]
+            return
+        c.started_at = now()
+        c.t0 = time.monotonic()
+        c.ready = not c.spec.get("readinessProbe")
+        c.probe_due = {}
+        c.failures, c.successes = {}, {}
+        self._post_event("Normal", "Started", f"Started container {c.spec['name']}")
+
+    def _container_exited(self, c: Container, policy: str) -> None:
+        assert c.proc is not None
+        code = c.proc.wait()
+        c.last_exit = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                       "startedAt": c.started_at, "finishedAt": now()}
+        c.proc, c.ready = None, False
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            delay = BACKOFF_S[min(c.restarts, len(BACKOFF_S) - 1)]
+            c.restarts += 1
+            c.next_start = time.monotonic() + delay
+            self._post_event("Warning", "BackOff",
+                             f"Back-off restarting failed container {c.spec['name']} in pod "
+                             f"{self.name}_{self.ns}({self.uid})")
+
+    # ------------------------------------------------------------ probes
+
+    def _probe(self, c: Container) -> None:
+        t = time.monotonic()
+        started = c.t0
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            probe = c.spec.get(kind)
+            if not probe:
+                continue
+            if kind != "startupProbe" and c.spec.get("startupProbe") and \
+                    c.successes.get("startupProbe", 0) == 0:
+                continue
+            if kind == "startupProbe" and c.successes.get(kind, 0) > 0:
+                continue
+            due = c.probe_due.get(kind, started + float(probe.get("initialDelaySeconds", 0)))
+            if t < due:
+                continue
+            c.probe_due[kind] = t + float(probe.get("periodSeconds", 10))
+            ok = self._check(probe)
+            if ok:
+                c.successes[kind] = c.successes.get(kind, 0) + 1
+                c.failures[kind] = 0
+                if kind == "readinessProbe" and \
+                        c.successes[kind] >= int(probe.get("successThreshold", 1)):
+                    c.ready = True
+            else:
+                c.failures[kind] = c.failures.get(kind, 0) + 1
+                c.successes[kind] = 0
+                if c.failures[kind] >= int(probe.get("failureThreshold", 3)):
+                    if kind == "readinessProbe":
+                        c.ready = False
+                    else:
+                        self._post_event("Normal", "Killing",
+                                         f"Container {c.spec['name']} failed {kind[:-5]} "
+                                         "probe, will be restarted")
+                        self._kill(c, float(self.grace_s))
+
+    def _check(self, probe: dict[str, Any]) -> bool:
+        assert self.net is not None
+        timeout = float(probe.get("timeoutSeconds", 1))
+        if "httpGet" in probe:
+            g = probe["httpGet"]
+            port = self._port(g.get("port", 80))
+            headers = {"User-Agent": PROBE_AGENT, "Accept": "*/*"}
+            for h in g.get("httpHeaders") or []:
+                headers[h["name"]] = h["value"]
+            url = f"{g.get('scheme', 'HTTP').lower()}://{self.net.address}:{port}" \
+                  f"{g.get('path', '/')}"
+            try:
+                r = httpx.get(url, headers=headers, timeout=timeout, verify=False)
+            except httpx.HTTPError:
+                return False
+            return 200 <= r.status_code < 400
+        if "tcpSocket" in probe:
+            port = self._port(probe["tcpSocket"]["port"])
+            try:
+                with socket.create_connection((self.net.address, port), timeout=timeout):
+                    return True
+            except OSError:
+                return False
+        if "exec" in probe:
+            try:
+                return subprocess.run(["ip", "netns", "exec", self.net.netns,
+                                       *probe["exec"]["command"]], capture_output=True,
+                                      timeout=timeout).returncode == 0
+            except (subprocess.TimeoutExpired, OSError):
+                return False
+        return True
+
+    def _port(self, port: int | str) -> int:
+        if isinstance(port, int) or str(port).isdigit():
+            return int(port)
+        for c in self.pod["spec"]["containers"]:
+            for p in c.get("ports") or []:
+                if p.get("name") == port:
+                    return int(p["containerPort"])
+        return 0
+
+    # ------------------------------------------------------------ stop
+
+    def _kill(self, c: Container, grace_s: float) -> None:
+        proc = c.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def _stop_all(self) -> None:
+        threads = [threading.Thread(target=self._kill, args=(c, self.grace_s), daemon=True)
+                   for c in self.containers.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    # ------------------------------------------------------------ reporting
+
+    def _status(self, phase: str | None = None) -> None:
+        assert self.net is not None
+        mains = self._mains()
+        statuses = []
+        for spec in self.pod["spec"]["containers"]:
+            c = self.containers.get(spec["name"])
+            state: dict[str, Any]
+            if c is None or (c.proc is None and c.last_exit is None):
+                state = {"waiting": {"reason": "PodInitializing" if not self.init_done
+                                     else "ContainerCreating"}}
+            elif c.proc is not None:
+                state = {"running": {"startedAt": c.started_at}}
+            elif phase is not None:
+                state = {"terminated": c.last_exit}
+            else:
+                state = {"waiting": {"reason": "CrashLoopBackOff",
+                                     "message": f"back-off restarting failed container "
+                                                f"{spec['name']}"}}
+            statuses.append({
+                "name": spec["name"], "image": spec["image"], "imageID": "",
+                "ready": bool(c and c.proc is not None and c.ready),
+                "restartCount": c.restarts if c else 0,
+                "started": bool(c and c.proc is not None), "state": state,
+                "lastState": {"terminated": c.last_exit} if c and c.last_exit else {}})
+        ready = bool(mains) and all(s["ready"] for s in statuses)
+        unready = [s["name"] for s in statuses if not s["ready"]]
+        inits = [c["name"] for c in self.pod["spec"].get("initContainers") or []]
+        if phase is None:
+            phase = "Running" if any(c.proc is not None for c in mains) else "Pending"
+        conds = {
+            "PodReadyToStartContainers": (True, None, None),
+            "Initialized": (self.init_done, "ContainersNotInitialized",
+                            f"containers with incomplete status: [{' '.join(inits)}]"),
+            "ContainersReady": (ready, "ContainersNotReady",
+                                f"containers with unready status: [{' '.join(unready)}]"),
+            "Ready": (ready, "ContainersNotReady",
+                      f"containers with unready status: [{' '.join(unready)}]"),
+        }
+        status: dict[str, Any] = {
+            "phase": phase, "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
+            "podIP": self.net.address, "podIPs": [{"ip": self.net.address}],
+            "startTime": self.start_time, "containerStatuses": statuses,
+            "qosClass": self.pod.get("status", {}).get("qosClass", "BestEffort"),
+        }
+        if self.init_statuses:
+            status["initContainerStatuses"] = self.init_statuses
+        key = (phase, [(s["name"], s["ready"], s["restartCount"], list(s["state"]))
+                       for s in statuses], len(self.init_statuses), self.init_done)
+        if key == self._reported:
+            return
+        conditions = []
+        old = {c["type"]: c for c in self.pod.get("status", {}).get("conditions", [])}
+        for t, (ok, reason, message) in conds.items():
+            was = old.get(t)
+            changed = was is None or was.get("status") != ("True" if ok else "False")
+            cond: dict[str, Any] = {"type": t, "status": "True" if ok else "False",
+                                    "lastProbeTime": None,
+                                    "lastTransitionTime": now() if changed else
+                                    was.get("lastTransitionTime")}
+            if not ok and reason:
+                cond.update(reason=reason, message=message)
+            conditions.append(cond)
+            old[t] = cond
+        self.pod.setdefault("status", {})["conditions"] = conditions
+        status["conditions"] = conditions
+        r = self.client.patch(
+            f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status",
+            json={"metadata": {"uid": self.uid}, "status": status},
+            headers={"Content-Type": "application/strategic-merge-patch+json"})
+        if r.status_code == 200:
+            self._reported = key
+
+    def _post_event(self, type_: str, reason: str, message: str) -> None:
+        t = now()
+        self.client.post(f"/api/v1/namespaces/{self.ns}/events", json={
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": self.name,
+                               "namespace": self.ns, "uid": self.uid},
+            "reason": reason, "message": message, "type": type_,
+            "source": {"component": "kubelet", "host": self.pod["spec"]["nodeName"]},
+            "reportingComponent": "kubelet", "reportingInstance": self.pod["spec"]["nodeName"],
+            "firstTimestamp": t, "lastTimestamp": t, "count": 1})

@@ -1,0 +1,132 @@
+"""The node agent's runtime without a cluster: a pod runs as a real process in its own
+network namespace on the run's bridge, its readiness probe (kubelet's user agent) turns it
+Ready, env from fieldRef/configMapKeyRef is resolved, a crash is restarted and counted, and
+stopping leaves no process, namespace or link. The API is a recording fake (httpx)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.nodeagent import network as netmod
+from harness.nodeagent.images import load_table, resolve
+from harness.nodeagent.runtime import PodRunner
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or not shutil.which("ip"),
+    reason="network namespaces need Linux, root and iproute2")
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.statuses: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            if request.url.path.endswith("/status"):
+                self.statuses.append(json.loads(request.content)["status"])
+                return httpx.Response(200, json={})
+            if request.url.path.endswith("/events"):
+                self.events.append(json.loads(request.content))
+                return httpx.Response(201, json={})
+            if "/configmaps/settings" in request.url.path:
+                return httpx.Response(200, json={"data": {"greeting": "hello"}})
+        return httpx.Response(404, json={})
+
+    def last(self) -> dict[str, Any]:
+        with self.lock:
+            return self.statuses[-1] if self.statuses else {}
+
+
+def _pod(image: str, **container: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p1", "namespace": "ns1", "uid": secrets.token_hex(8),
+                         "labels": {"app": "x"}},
+            "spec": {"nodeName": "cpu-1", "terminationGracePeriodSeconds": 3,
+                     "containers": [{"name": "main", "image": image, **container}]},
+            "status": {}}
+
+
+def _until(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
+
+
+@pytest.fixture
+def net() -> Any:
+    run = secrets.token_hex(3)
+    n = netmod.Network(run)
+    n.setup()
+    yield n
+    n.teardown()
+    assert netmod.run_netns(run) == [] and netmod.bridge_name(run) not in netmod.run_bridges()
+
+
+def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
+                                                                tmp_path: Path) -> None:
+    api = FakeApi()
+    table = load_table()
+    pod = _pod("harness-modelserver:0.1.0", ports=[{"name": "http", "containerPort": 8080}],
+               env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {
+                   "fieldPath": "metadata.name"}}},
+                    {"name": "GREETING", "valueFrom": {"configMapKeyRef": {
+                        "name": "settings", "key": "greeting"}}}],
+               readinessProbe={"httpGet": {"path": "/v2/health/ready", "port": "http"},
+                               "periodSeconds": 1})
+    gone = threading.Event()
+    runner = PodRunner(pod, {"main": resolve(table, "harness-modelserver:0.1.0")},
+                       client=httpx.Client(transport=httpx.MockTransport(api.handler),
+                                           base_url="https://api"),
+                       network=net, logs=tmp_path, run_id=net.run_id, host_ip="127.0.0.1",
+                       on_gone=lambda uid: gone.set()).start()
+    try:
+        status = _until("Ready", lambda: api.last() if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in api.last().get("conditions", [])) else None)
+        ip = status["podIP"]
+        assert ip.startswith("198.18.") and status["phase"] == "Running"
+        r = httpx.get(f"http://{ip}:8080/", timeout=5)
+        assert r.headers["X-Pod-Name"] == "p1"
+        proc = runner.containers["main"].proc
+        assert proc is not None
+        env = dict(i.split("=", 1) for i in Path(f"/proc/{proc.pid}/environ").read_text()
+                   .split("\0") if "=" in i)
+        assert env["GREETING"] == "hello" and env["HARNESS_UPSTREAM_RUN"] == net.run_id
+        netns = os.readlink(f"/proc/{proc.pid}/ns/net")
+        assert netns != os.readlink("/proc/self/ns/net")
+        pod_ns = net.pods["ns1/p1"].netns
+        resolv = Path(f"/etc/netns/{pod_ns}/resolv.conf").read_text()
+        assert "nameserver 198.19.0.10" in resolv and "search ns1.svc.cluster.local" in resolv
+        routes = subprocess.run(["ip", "-n", pod_ns, "route"], capture_output=True,
+                                text=True).stdout
+        assert "default" not in routes and "198.19.0.0/16 via 198.18.0.1" in routes
+        # a crash: restarted (after kubelet's first 10 s back-off) and counted
+        runner.containers["main"].proc.kill()
+        _until("restart counted", lambda: api.last()["containerStatuses"][0]["restartCount"]
+               == 1 and api.last()["containerStatuses"][0]["ready"], timeout=40)
+        assert any(e["reason"] == "BackOff" for e in api.events)
+    finally:
+        runner.terminate()
+        runner.join(20)
+    assert gone.is_set()
+    assert runner.containers["main"].proc is None or \
+        runner.containers["main"].proc.poll() is not None
+    assert net.pods == {}
+    assert not Path(f"/etc/netns/{pod_ns}").exists()

@@ -1,0 +1,89 @@
+"""A live upstream cluster for the tests in this folder: ``harness cluster up --upstream``
+in a child process (as a user runs it), its kubeconfig, ``kubectl``, and on the way out
+``harness cluster down`` with a check that no process of the run is left.
+
+Opt-in (``HARNESS_UPSTREAM=1``, e.g. ``make test-upstream``): it needs root, Linux and the
+built control plane (``make upstream``); without the variable the folder is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.upstream.sweep import run_processes
+
+UP_TIMEOUT_S = float(os.environ.get("HARNESS_UPSTREAM_UP_TIMEOUT", "300"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("HARNESS_UPSTREAM") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs a live upstream cluster: HARNESS_UPSTREAM=1 "
+                                   "(make test-upstream; root, Linux, Go)")
+    for item in items:
+        if "tests/upstream/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
+
+
+@dataclass
+class Upstream:
+    kubeconfig: Path
+    state: dict[str, Any]
+    cache: Path
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        kubectl = shutil.which("kubectl")
+        assert kubectl, "kubectl not on PATH"
+        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig),
+                               "--cache-dir", str(self.cache), *args],
+                              capture_output=True, text=True, input=input, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+
+def _harness(*args: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    state_dir = tmp_path_factory.mktemp("upstream-state")
+    log = (state_dir.parent / "cluster-up.log").open("w")
+    proc = _harness("cluster", "up", "--upstream", "--state-dir", str(state_dir),
+                    stdout=log, stderr=subprocess.STDOUT)
+    state_file = state_dir / "state.json"
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while not state_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("harness cluster up --upstream did not come up: "
+                        + Path(log.name).read_text()[-3000:])
+        time.sleep(0.5)
+    state = json.loads(state_file.read_text())
+    run_id = state["run_id"]
+    try:
+        yield Upstream(Path(state["kubeconfig"]), state, tmp_path_factory.mktemp("kcache"))
+    finally:
+        down = _harness("cluster", "down", "--state-dir", str(state_dir),
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = down.communicate(timeout=120)
+        assert proc.wait(120) == 0, out
+        left = [pid for pid, (run, _owner) in run_processes().items() if run == run_id]
+        assert left == [], f"processes of run {run_id} left behind: {left}"
+        assert not any(state_dir.glob("upstream-*")), "the run's folder is left behind"
