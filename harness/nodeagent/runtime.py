@@ -447,7 +447,6 @@ class PodRunner:
             "phase": phase, "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
             "podIP": self.net.address, "podIPs": [{"ip": self.net.address}],
             "startTime": self.start_time, "containerStatuses": statuses,
-            "qosClass": self.pod.get("status", {}).get("qosClass", "BestEffort"),
         }
         if self.init_statuses:
             status["initContainerStatuses"] = self.init_statuses

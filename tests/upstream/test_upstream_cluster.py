@@ -249,3 +249,22 @@ def test_model_server_deployment_serves_from_every_replica(upstream: Any) -> Non
         upstream.kubectl("delete", "namespace", ns, "--timeout=120s", timeout=150)
     # the namespace's deletion ends every process it had
     _until("no model server left", lambda: not model_pids(upstream), timeout=30)
+
+
+def test_the_kube_suite_passes_against_the_upstream_cluster(upstream: Any) -> None:
+    """tests/kube (client, watch, apply, wait, namespaces, gc) on this cluster; the tests
+    that drive the emulator's fault injection or store skip themselves there."""
+    import os
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kube"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HARNESS_KUBE_KUBECONFIG": str(upstream.kubeconfig)})
+    summary = proc.stdout.strip().splitlines()[-1]
+    print(summary)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 10
