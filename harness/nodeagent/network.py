@@ -100,6 +100,9 @@ class Network:
             ip("link", "add", net.veth, "type", "veth", "peer", "name", "eth0", "netns",
                net.netns)
             ip("link", "set", net.veth, "master", self.bridge, "up")
+            # a pod reaching itself through its Service: kube-proxy's DNAT sends the
+            # frame back out of the port it came in on (kubelet sets this too)
+            ip("link", "set", "dev", net.veth, "type", "bridge_slave", "hairpin", "on")
             for args in (("addr", "add", f"{address}/{POD_NET.prefixlen}", "dev", "eth0"),
                          ("link", "set", "lo", "up"), ("link", "set", "eth0", "up"),
                          ("route", "add", SERVICE_NET, "via", str(GATEWAY))):

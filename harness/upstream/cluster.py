@@ -124,8 +124,14 @@ class UpstreamCluster:
         check_host()
         from harness.emulator.cluster import profile_config
         from harness.emulator.cluster_config import load_cluster_config
+        from harness.nodeagent.network import run_bridges
 
         nodes = load_cluster_config(self.cluster_file)   # fail early on a bad file
+        others = run_bridges()
+        if others:
+            raise UserError(f"another upstream cluster is running on this host (bridge "
+                            f"{others[0]}, 198.18.0.0/15 is taken); stop it with 'harness "
+                            "cluster down', or 'harness gc --local-only' if it crashed")
         self._first_node = nodes.nodes[0].name
         autoscaler = profile_config(self.profile)
         self.bin = build.build(progress=sys.stdout)
@@ -285,7 +291,9 @@ class UpstreamCluster:
             "nodePortAddresses": [f"{ADVERTISE_IP}/32"],
             "healthzBindAddress": f"127.0.0.1:{free_port()}",
             "metricsBindAddress": f"127.0.0.1:{free_port()}",
-            "conntrack": {"maxPerCore": 0, "min": 0},
+            # 0: leave the host's conntrack sysctls alone (as hack/local-up-cluster.sh)
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                          "tcpCloseWaitTimeout": "0s"},
             "nftables": {"masqueradeAll": True}})
         self.supervisor.start(Spec("kube-proxy", [str(b / "kube-proxy"),
                                                   f"--config={proxy_cfg}"]))
@@ -304,7 +312,7 @@ class UpstreamCluster:
             f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
             f"        kubeconfig {dns_conf}\n        pods insecure\n"
             "        fallthrough in-addr.arpa ip6.arpa\n        ttl 30\n    }\n"
-            "    cache 30\n    loop\n    reload\n    loadbalance\n}\n")
+            "    cache 30\n    reload\n    loadbalance\n}\n")
         self.supervisor.start(Spec("coredns", [str(b / "coredns"), "-conf", str(corefile)]))
 
     def _wait_ready(self, started: float) -> None:
