@@ -15,9 +15,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.cli import main
+from harness.nodeagent.childproc import OWNER_ENV, RUN_ENV
 from harness.upstream import sweep as sweep_mod
 from harness.upstream.pki import make_pki
-from harness.upstream.supervisor import OWNER_ENV, RUN_ENV, Spec, Supervisor
+from harness.upstream.supervisor import Spec, Supervisor
 
 
 def _cert(path: Path) -> x509.Certificate:

@@ -147,7 +147,7 @@ def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> in
 
 
 def _refuse_running(state_file: Path) -> None:
-    from harness.emulator.process import read_state
+    from harness.emulator.api.process import read_state
 
     existing = read_state(state_file)
     if existing is not None and _alive(int(existing.get("pid", 0))):
@@ -156,7 +156,7 @@ def _refuse_running(state_file: Path) -> None:
 
 
 def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
-    from harness.emulator.process import run_until_signal
+    from harness.emulator.api.process import run_until_signal
     from harness.upstream.cluster import UpstreamCluster, check_host
 
     if args.mutation or args.port:

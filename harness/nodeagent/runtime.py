@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 
+from harness.nodeagent.childproc import die_with_parent, run_env
 from harness.nodeagent.images import Image
 from harness.nodeagent.network import Network, PodNet
-from harness.upstream.supervisor import die_with_parent
 
 PROBE_AGENT = "kube-probe/1.34"
 BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
@@ -187,8 +187,7 @@ class PodRunner:
 
     def _spawn(self, spec: dict[str, Any], image: Image, log: Path) -> subprocess.Popen[bytes]:
         env = self._env(spec, image)
-        env["HARNESS_UPSTREAM_RUN"] = self.run_id
-        env["HARNESS_UPSTREAM_OWNER"] = str(os.getpid())
+        env.update(run_env(self.run_id))
         cwd = Path(spec["workingDir"]) if spec.get("workingDir") else image.cwd
         with open(log, "ab") as out:
             return subprocess.Popen(self._argv(spec, image), cwd=cwd, env=env,

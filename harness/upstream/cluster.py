@@ -4,7 +4,7 @@ our node agent (:mod:`harness.nodeagent`) in place of kubelets: it registers the
 ``fixtures/emulator/cluster.yaml``, runs their pods as processes in network namespaces on
 the run's bridge and serves their logs.
 
-:class:`UpstreamCluster` has the interface :func:`harness.emulator.process.run_until_signal`
+:class:`UpstreamCluster` has the interface :func:`harness.emulator.api.process.run_until_signal`
 drives (``start``, ``write_kubeconfig``, ``stop``), so ``harness cluster up --upstream``
 runs it in the foreground exactly like ``--local``. Everything of one run lives under
 ``<state dir>/upstream-<run id>/`` (PKI, kubeconfigs, etcd's data, logs) and is removed on
@@ -122,9 +122,9 @@ class UpstreamCluster:
 
     def start(self) -> UpstreamCluster:
         check_host()
-        from harness.emulator.cluster import profile_config
         from harness.emulator.cluster_config import load_cluster_config
         from harness.nodeagent.network import run_bridges
+        from harness.profiles import load_profile
 
         nodes = load_cluster_config(self.cluster_file)   # fail early on a bad file
         others = run_bridges()
@@ -133,7 +133,8 @@ class UpstreamCluster:
                             f"{others[0]}, 198.18.0.0/15 is taken); stop it with 'harness "
                             "cluster down', or 'harness gc --local-only' if it crashed")
         self._first_node = nodes.nodes[0].name
-        autoscaler = profile_config(self.profile)
+        autoscaler = ({str(k): str(v) for k, v in load_profile(self.profile).config.items()}
+                      if self.profile is not None else {})
         self.bin = build.build(progress=sys.stdout)
         started = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)

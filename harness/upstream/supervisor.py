@@ -11,7 +11,6 @@ the kernel when the supervising thread dies (``PR_SET_PDEATHSIG``), so a ``kill 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -21,17 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RUN_ENV = "HARNESS_UPSTREAM_RUN"
-OWNER_ENV = "HARNESS_UPSTREAM_OWNER"
-_PR_SET_PDEATHSIG = 1
+from harness.nodeagent.childproc import die_with_parent, run_env
+
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
-
-def die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -105,7 +97,7 @@ class Supervisor:
 
     def _spawn(self, spec: Spec) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **spec.env, RUN_ENV: self.run_id, OWNER_ENV: str(os.getpid())}
+        env = {**os.environ, **spec.env, **run_env(self.run_id)}
         with open(self.log_path(spec.name), "ab") as log:
             return subprocess.Popen(list(spec.argv), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, env=env,

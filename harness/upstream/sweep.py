@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.nodeagent.childproc import OWNER_ENV, RUN_ENV
 from harness.upstream.build import cache_root
-from harness.upstream.supervisor import OWNER_ENV, RUN_ENV
 
 
 def runs_dir() -> Path:

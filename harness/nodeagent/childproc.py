@@ -1,0 +1,26 @@
+"""What every process of an upstream-cluster run carries: the run id and its owner's pid in
+the environment (how ``harness gc`` finds a crashed run's leftovers), and SIGKILL from the
+kernel when the thread that started it dies (``PR_SET_PDEATHSIG``)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+RUN_ENV = "HARNESS_UPSTREAM_RUN"
+OWNER_ENV = "HARNESS_UPSTREAM_OWNER"
+_PR_SET_PDEATHSIG = 1
+
+
+def run_env(run_id: str) -> dict[str, str]:
+    """The environment entries that mark a process as this run's, owned by this process."""
+    return {RUN_ENV: run_id, OWNER_ENV: str(os.getpid())}
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: runs in the child between fork and exec."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
