@@ -97,7 +97,7 @@ def test_cluster_up_and_down_commands(tmp_path: Path) -> None:
     assert port_is_free(int(url.rsplit(":", 1)[1])) and not state.exists()
     again = subprocess.run([sys.executable, "-m", "harness", "cluster", "down"], env=env,
                            capture_output=True, text=True, timeout=30)
-    assert again.returncode == 0 and "no local cluster" in again.stdout
+    assert again.returncode == 0 and "no cluster is running" in again.stdout
 
 
 def test_kind_without_tools_exits_2(tmp_path: Path) -> None:
