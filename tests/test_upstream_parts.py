@@ -4,6 +4,8 @@ sweep of crashed runs and the refusal on a host it cannot run on."""
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +91,8 @@ def test_supervisor_restarts_a_dead_child_and_stops_its_group(tmp_path: Path) ->
 def test_sweep_kills_processes_of_dead_runs_only(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from harness.nodeagent import network
+    monkeypatch.setattr(network, "runs_on_host", set)  # other runs' networks: not ours
     dead_owner = int(Path("/proc/sys/kernel/pid_max").read_text())  # never a live pid
     orphan = subprocess.Popen(["sleep", "60"], env={
         **os.environ, RUN_ENV: "dead01", OWNER_ENV: str(dead_owner)})
@@ -137,3 +141,28 @@ def test_up_upstream_off_linux_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_
     assert main(["cluster", "up", "--upstream", "--state-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs Linux" in err[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0
+                    or not shutil.which("ip"), reason="network namespaces: Linux, root, ip")
+def test_sweep_removes_a_dead_runs_network_and_keeps_a_live_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.nodeagent import network
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    live, dead = network.Network(secrets.token_hex(3)), network.Network(secrets.token_hex(3))
+    live.setup()
+    try:
+        live.add_pod("ns/a")
+        dead.setup()
+        dead.add_pod("ns/b")
+        dead_pid = int(Path("/proc/sys/kernel/pid_max").read_text())
+        network.ip("link", "set", "dev", dead.bridge, "alias",
+                   f"{network.OWNER_ALIAS}{dead_pid}")  # as if its owner had crashed
+        result = sweep_mod.sweep()
+        assert f"link {dead.bridge}" in result.network
+        assert network.run_netns(dead.run_id) == []
+        assert network.run_netns(live.run_id) and live.bridge in network.run_bridges()
+    finally:
+        live.teardown()
+        network.sweep_run(dead.run_id)

@@ -11,9 +11,10 @@ from pathlib import Path
 import yaml
 
 from harness.errors import UserError
+from harness.files import data_path, data_root
 
-ROOT = Path(__file__).resolve().parents[2]
-TABLE = ROOT / "fixtures" / "nodeagent" / "images.yaml"
+ROOT = data_root()
+TABLE = data_path("fixtures", "nodeagent", "images.yaml")
 
 
 @dataclass(frozen=True)

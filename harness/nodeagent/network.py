@@ -7,13 +7,16 @@ from 198.18.0.0/16. Pods get no default route: only 198.18.0.0/15 (pods, and Ser
 the gateway) is reachable from a pod, so nothing a pod sends can leave the machine. The
 host gets an ``unreachable 198.18.0.0/15`` route (metric :data:`UNREACHABLE_METRIC`,
 below the bridge's own /16), so a Service address never leaves through the default route.
-The host's existing interfaces and routes are not touched. :func:`teardown` (and
-:func:`sweep_run` for a crashed run) remove every namespace, link and route of a run.
+The host's existing interfaces and routes are not touched. The bridge's alias records the
+owner's pid, so ``harness gc`` can tell a live run's network from a crashed one's.
+:func:`teardown` (and :func:`sweep_run` for a crashed run) remove every namespace, link
+and route of a run.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import subprocess
 import threading
@@ -27,6 +30,7 @@ SERVICE_NET = "198.19.0.0/16"
 DNS_IP = "198.19.0.10"          # the kube-dns Service (kube-proxy sends it to CoreDNS)
 CLUSTER_DOMAIN = "cluster.local"
 UNREACHABLE_METRIC = 4242
+OWNER_ALIAS = "harness-upstream owner="
 
 
 class NetworkError(RuntimeError):
@@ -68,6 +72,8 @@ class Network:
 
     def setup(self) -> None:
         ip("link", "add", self.bridge, "type", "bridge")
+        # the owner's pid on the link itself: harness gc leaves a live run's network alone
+        ip("link", "set", "dev", self.bridge, "alias", f"{OWNER_ALIAS}{os.getpid()}")
         ip("addr", "add", f"{GATEWAY}/{POD_NET.prefixlen}", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
         # forward what pods send to a Service (kube-proxy DNATs it back onto the bridge);
@@ -169,3 +175,16 @@ def runs_on_host() -> set[str]:
     runs |= {line.split()[0][3:].split("-")[0] for line in out.splitlines()
              if line.startswith("hxp")}
     return runs
+
+
+def bridge_owner(run_id: str) -> int:
+    """The pid recorded on the run's bridge (0 when there is no bridge or no record)."""
+    out = ip("-d", "link", "show", bridge_name(run_id), check=False).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("alias " + OWNER_ALIAS):
+            try:
+                return int(line.removeprefix("alias " + OWNER_ALIAS))
+            except ValueError:
+                return 0
+    return 0

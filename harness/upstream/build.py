@@ -29,9 +29,10 @@ from typing import IO, Any
 import yaml
 
 from harness.errors import UserError
+from harness.files import data_path
 
-UPSTREAM_DIR = Path(__file__).resolve().parents[2] / "upstream"
-"""The consumer Go modules and ``versions.yaml`` in the checkout."""
+UPSTREAM_DIR = data_path("upstream")
+"""The consumer Go modules and ``versions.yaml`` (in the checkout or the installed wheel)."""
 VERSIONS_FILE = UPSTREAM_DIR / "versions.yaml"
 
 KUBERNETES = "k8s.io/kubernetes"

@@ -120,6 +120,9 @@ def sweep(*, dry_run: bool = False) -> SweepResult:
             f.unlink(missing_ok=True)
     if os.geteuid() == 0 and shutil.which("ip"):
         for run in sorted(network.runs_on_host() - live):
+            owner = network.bridge_owner(run)
+            if owner > 0 and _alive(owner):
+                continue  # starting up (no process yet) or running: its owner is alive
             if dry_run:
                 result.network += [f"netns {n}" for n in network.run_netns(run)]
                 result.network.append(f"link {network.bridge_name(run)}")
