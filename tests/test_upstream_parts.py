@@ -81,10 +81,17 @@ def test_supervisor_restarts_a_dead_child_and_stops_its_group(tmp_path: Path) ->
     finally:
         sup.stop()
     assert child.returncode is not None  # reaped
-    for grandchild in children:  # the whole group went, not only the leader
-        stat = Path(f"/proc/{grandchild}/stat")
-        fields = stat.read_text().split() if stat.exists() else []
-        assert not fields or fields[1] != "(sleep)" or fields[2] == "Z"  # gone or dead
+    def dead(pid: str) -> bool:  # gone, a zombie, or its pid reused by another program
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().split()
+        except OSError:
+            return True
+        return fields[1] != "(sleep)" or fields[2] == "Z"
+
+    deadline = time.monotonic() + 5  # SIGKILL is delivered, not instant
+    while time.monotonic() < deadline and not all(dead(p) for p in children):
+        time.sleep(0.05)
+    assert all(dead(p) for p in children)  # the whole group went, not only the leader
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="procfs")
@@ -166,3 +173,14 @@ def test_sweep_removes_a_dead_runs_network_and_keeps_a_live_one(
     finally:
         live.teardown()
         network.sweep_run(dead.run_id)
+
+
+def test_up_upstream_without_nft_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "nft" else real(name))
+    assert main(["cluster", "up", "--upstream", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'nft'" in err[0] and "nftables" in err[0]

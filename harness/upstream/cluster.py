@@ -54,6 +54,10 @@ def check_host() -> None:
     if os.geteuid() != 0:
         raise UserError("the upstream cluster needs root (it creates network namespaces, "
                         "links and routes for its pods); run it as root")
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
+        if shutil.which(tool) is None:
+            raise UserError(f"the upstream cluster needs '{tool}' on PATH (Debian package "
+                            f"{package}: the pods' network and kube-proxy's rules)")
 
 
 def free_port() -> int:
