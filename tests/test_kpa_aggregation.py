@@ -144,3 +144,27 @@ def test_delay_window_keeps_the_larger_of_two_records_in_one_slot():
     w.record(3, 1)
     assert w.current() == 7
     assert MaxWindow(4).current() == 0
+
+
+def test_resize_keeps_the_newest_buckets_like_resize_window() -> None:
+    """``ResizeWindow``: the newest min(old, new) buckets survive; the first write becomes
+    ``last - (old buckets - 1)``; a window with no recent write starts empty."""
+    b = LinearBuckets(6)
+    for t in range(100, 106):
+        b.record(t, float(t - 99))  # 1..6
+    b.resize(3, 105.5)
+    assert b.n == 3 and b.window == 3.0
+    assert b.average(105) == (4 + 5 + 6) / 3
+    assert b.first_write == 100  # 105 - (6 - 1), as upstream
+    b.resize(10, 105.5)
+    assert b.first_write == 103 and b.n == 10
+    assert b.average(105) == (4 + 5 + 6) / 3
+    stale = LinearBuckets(4)
+    stale.record(10, 5.0)
+    stale.resize(8, 20.0)
+    assert stale.last_write is None and stale.average(20) == 0.0
+    w = WeightedBuckets(10)
+    alpha = w.alpha
+    w.record(1, 1.0)
+    w.resize(60, 1.0)
+    assert w.alpha < alpha

@@ -93,6 +93,39 @@ class Buckets:
         buckets[b % n] += value
         self._total += value
 
+    def resize(self, window: float, now: float) -> None:
+        """Change the window, keeping the newest buckets (``ResizeWindow`` in
+        ``bucketing.go``): a config change reaches a running collection this way.
+
+        With a write within the old window, the newest ``min(old, new)`` buckets are
+        copied and the first write becomes ``last - (old buckets - 1)`` (as upstream);
+        otherwise the data is dropped.
+        """
+        if float(window) == self.window:
+            return
+        if window < 1:
+            raise ValueError(f"window must be at least 1 s, got {window}")
+        n_new = math.ceil(window / BUCKET_SIZE)
+        new = [0.0] * n_new
+        total = 0.0
+        last = self._last
+        if last is not None and int(now // 1) - last <= self.window:
+            n_old = self.n
+            idx = last
+            for _ in range(min(n_new, n_old)):
+                value = self._buckets[idx % n_old]
+                new[idx % n_new] = value
+                total += value
+                idx -= 1
+            self._first = last - (n_old - 1)
+        else:
+            self._first = None
+            self._last = None
+        self.window = float(window)
+        self.n = n_new
+        self._buckets = new
+        self._total = total
+
     def is_empty(self, now: float) -> bool:
         """True when nothing was written for more than a window (``IsEmpty``)."""
         return self._last is None or int(now // 1) - self._last > self.window
@@ -140,8 +173,15 @@ class WeightedBuckets(Buckets):
 
     def __init__(self, window: float) -> None:
         super().__init__(window)
+        self._smoothing()
+
+    def _smoothing(self) -> None:
         self.alpha = max(1.0 - 0.0001 ** (1.0 / self.n), 0.2)
         self._weights = [self.alpha * (1.0 - self.alpha) ** i for i in range(self.n)]
+
+    def resize(self, window: float, now: float) -> None:
+        super().resize(window, now)
+        self._smoothing()
 
     def average(self, now: float) -> float:
         """``sum(a(1-a)^i * v(now - i))`` over the window; unwritten seconds are 0.

@@ -28,6 +28,13 @@ class Collection:
         self.scraped = params.target_burst_capacity != -1
         """False when TBC = -1: the Metric has no scrape target, only the activator reports."""
 
+    def update(self, params: KPAParams, now: float) -> None:
+        """A changed Metric spec (``collection.updateMetric``): both windows resized in
+        place, keeping their newest buckets. The algorithm stays the one chosen at
+        creation, and so does whether the revision is scraped."""
+        self.stable.resize(params.stable_window, now)
+        self.panic.resize(params.panic_window, now)
+
     def record(self, now: float, value: float) -> None:
         """Add one observation of the revision-wide total at ``now`` into both windows."""
         self.stable.record(now, value)

@@ -83,7 +83,6 @@ class Decider:
         ready: int,
         reachable: bool = True,
     ) -> None:
-        self.params = params
         self.metrics = metrics
         self.reachable = reachable
         self.delay_window: MaxWindow | None = (
@@ -92,7 +91,18 @@ class Decider:
         # Start-up panic: a decider created over more than one ready pod keeps that scale.
         self.panic_time: float | None = now if ready > 1 else None
         self.max_panic_pods = ready
-        # Hot-path constants.
+        self.update(params)
+
+    def update(self, params: KPAParams) -> None:
+        """A new ``DeciderSpec`` for the next tick (``autoscaler.Update``).
+
+        Everything the spec carries takes effect at the next decision: rates, targets,
+        TBC, panic threshold, the stable window that ends panic, activation scale. Panic
+        state (``panicTime``, ``maxPanicPods``) carries over, and so does the delay
+        window: upstream builds it once in ``New`` from the spec of that moment, so a
+        changed ``scale-down-delay`` reaches only deciders created afterwards.
+        """
+        self.params = params
         self._target = params.target_per_pod
         self._total = params.total_per_pod
         self._tbc = params.target_burst_capacity

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from harness.kube.client import Kube
-from harness.kube.resources import EVENTS, PODAUTOSCALERS, PODS, REVISIONS, Resource
+from harness.kube.resources import (
+    CONFIGMAPS,
+    EVENTS,
+    PODAUTOSCALERS,
+    PODS,
+    REVISIONS,
+    Resource,
+)
 from harness.kube.watch import ResumingWatch
 from harness.observe.prometheus import PanicScraper, first_reachable
 
@@ -38,8 +45,13 @@ if TYPE_CHECKING:
     from harness.params import KPAParams
 
 KINDS: dict[str, Resource] = {"pods": PODS, "podautoscalers": PODAUTOSCALERS,
-                              "revisions": REVISIONS, "events": EVENTS}
+                              "revisions": REVISIONS, "events": EVENTS,
+                              "config-autoscaler": CONFIGMAPS}
 DEFAULT_KINDS = ("pods", "podautoscalers", "revisions", "events")
+ELSEWHERE: dict[str, tuple[str, str]] = {
+    "config-autoscaler": ("knative-serving", "metadata.name=config-autoscaler")}
+"""Kinds watched outside the test namespace: (namespace, field selector). Opt-in, since
+reading ``knative-serving`` may need more rights than the test namespace."""
 
 Event = dict[str, Any]
 
@@ -80,6 +92,19 @@ class Recording:
 
     def of_kind(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.get("kind") == kind]
+
+    def config_changes(self) -> list[tuple[float, dict[str, str]]]:
+        """``(received, data)`` of each version of ``config-autoscaler`` seen (the first is
+        the one in force at the start), when the recorder watched ``config-autoscaler``."""
+        out: list[tuple[float, dict[str, str]]] = []
+        for e in self.events:
+            obj = e.get("object") or {}
+            if (e.get("kind") == "ConfigMap" and e.get("type") != "DELETED"
+                    and (obj.get("metadata") or {}).get("name") == "config-autoscaler"):
+                data = {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+                if not out or out[-1][1] != data:
+                    out.append((float(e["received"]), data))
+        return out
 
 
 class Recorder:
@@ -126,9 +151,12 @@ class Recorder:
             self.jsonl.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.jsonl.open("a", encoding="utf-8")
         for kind in self.kinds:
-            self._watches[kind] = ResumingWatch(self.kube, KINDS[kind], self.namespace,
+            namespace, options = self.namespace, dict(self.watch_options)
+            if kind in ELSEWHERE:
+                namespace, options["field_selector"] = ELSEWHERE[kind]
+            self._watches[kind] = ResumingWatch(self.kube, KINDS[kind], namespace,
                                                 on_event=self._add, clock=self.clock,
-                                                **self.watch_options).start()
+                                                **options).start()
         deadline = time.monotonic() + self.sync_timeout_s
         for kind, w in self._watches.items():
             if not w.synced.wait(max(0.0, deadline - time.monotonic())):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator.api.store import Store
-from harness.emulator.controllers.kpa import KPAController
+from harness.emulator.controllers.kpa import CONFIG_KEY, KPAController
 from harness.emulator.dataplane.metrics import render
 
 PA = "autoscaling.internal.knative.dev/podautoscalers"
@@ -169,3 +169,78 @@ def test_a_config_autoscaler_that_differs_changes_the_outcome() -> None:
     store.delete(PA, REV, namespace="default")
     asyncio.run(ctrl.reconcile(("default", REV)))
     assert ("default", REV) not in ctrl.scalers
+
+
+# ---------------------------------------------------------------- live config-autoscaler
+
+
+def _set_config(store: Store, ctrl: KPAController, **changes: str) -> None:
+    """Patch ``config-autoscaler`` and let the controller see it, as its watch would."""
+    store.patch("configmaps", "config-autoscaler", {"data": changes},
+                namespace="knative-serving")
+    asyncio.run(ctrl.reconcile(CONFIG_KEY))
+
+
+def _panicked(ctrl: KPAController, since: float) -> bool:
+    return any(panic for t, *_rest, panic in ctrl.scalers[("default", REV)].tick_log
+               if t > since)
+
+
+def test_a_panic_threshold_change_reaches_the_running_decider() -> None:
+    """Load 6x one pod's capacity: not panic at 1000 %, panic from the next tick at 200 %."""
+    store, ctrl, ingress, clock = _setup(**{"panic-threshold-percentage": "1000"})
+    _pods_follow(store, 1)
+    ingress.load = 5.0
+    _run(store, ctrl, ingress, clock, 10, follow=False)
+    assert not _panicked(ctrl, 0.0)
+    changed_at = clock.t
+    _set_config(store, ctrl, **{"panic-threshold-percentage": "200"})
+    scaler = ctrl.scalers[("default", REV)]
+    assert scaler.params.panic_threshold == 2.0
+    assert scaler.updates and scaler.updates[-1][0] == changed_at
+    _run(store, ctrl, ingress, clock, 2, follow=False)
+    assert _panicked(ctrl, changed_at)
+    # and back: a threshold far above the load ends panic a stable window later
+    _set_config(store, ctrl, **{"panic-threshold-percentage": "1000"})
+    _run(store, ctrl, ingress, clock, 10, follow=False)
+    assert not scaler.decider.panicking
+
+
+def _descent(**changes: str) -> list[int]:
+    """Replicas after a burst to max-scale (5) and then no load; ``changes`` applied live
+    while at 5 pods."""
+    store, ctrl, ingress, clock = _setup(**{"panic-threshold-percentage": "1000",
+                                            "scale-down-delay": "0s"})
+    _pods_follow(store, 1)
+    ingress.load = 20.0
+    up = _run(store, ctrl, ingress, clock, 12)
+    assert up[-1] == 5
+    if changes:
+        _set_config(store, ctrl, **changes)
+    ingress.load = 0.0
+    return _run(store, ctrl, ingress, clock, 8)
+
+
+def test_a_max_scale_down_rate_change_reaches_the_running_decider() -> None:
+    """At 5 pods and no load the first step down is floor(5 / rate): 2 at rate 2, 4 once the
+    running cluster's rate is set to 1.25."""
+    before = _descent()
+    after = _descent(**{"max-scale-down-rate": "1.25"})
+    assert next(r for r in before if r < 5) == 2
+    assert next(r for r in after if r < 5) == 4
+
+
+def test_scale_down_delay_stays_as_the_decider_was_created() -> None:
+    """Upstream builds the delay window once (``New``); a changed delay reaches only
+    revisions created afterwards. Bad values are refused and the last good config kept."""
+    store, ctrl, ingress, clock = _setup()
+    scaler = ctrl.scalers[("default", REV)]
+    window = scaler.decider.delay_window
+    assert window is not None
+    _set_config(store, ctrl, **{"scale-down-delay": "30s", "stable-window": "12s"})
+    assert scaler.params.scale_down_delay == 30.0
+    assert scaler.decider.delay_window is window
+    assert scaler.metrics.stable.window == 12.0 and scaler.metrics.panic.window == 6.0
+    _set_config(store, ctrl, **{"max-scale-down-rate": "0.5"})
+    assert ctrl.config_errors == 1
+    assert scaler.params.max_scale_down_rate == 2.0

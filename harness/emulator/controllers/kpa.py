@@ -21,8 +21,18 @@ time, one step per wall-clock second of ``time.monotonic`` (the ingress's clock)
    ``NoTraffic``, ``ScaleTargetInitialized``, ``SKSReady``, ``Ready``), and the SKS mode
    as the ingress's proxy mode. The Knative controller mirrors the PA into the Revision.
 
-Parameters: ``config-autoscaler`` in ``knative-serving`` (read when the PA is created)
-and the PA's annotations, resolved by :func:`harness.resolve.resolve`.
+Parameters: ``config-autoscaler`` in ``knative-serving`` and the PA's annotations,
+resolved by :func:`harness.resolve.resolve`. The ConfigMap is watched, as Knative's
+autoscaler watches it (its config store resyncs every PA): a change reaches every
+existing revision at its next decision through :meth:`RevisionAutoscaler.update` —
+the ``DeciderSpec`` (rates, targets, TBC, panic threshold, stable window, activation
+scale, bounds and scale-to-zero knobs read by the reconciler) and the metric windows
+(resized in place, newest buckets kept). What upstream fixes when a decider is created
+stays fixed: the ``scale-down-delay`` window and the aggregation algorithm. A
+ConfigMap upstream would refuse (a value out of range) is ignored with a warning and
+the previous configuration stays, as Knative's config store keeps its last good one.
+The PA's ``spec.reachability`` (set by the Knative controller from the Route) is
+followed too: an unreachable revision ignores min-scale and scales down unbounded.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ DEPLOY = "apps/deployments"
 REVISION_LABEL = "serving.knative.dev/revision"
 CONFIG_NS, CONFIG_NAME = "knative-serving", "config-autoscaler"
 _MAX_SAME_INSTANT_PASSES = 4
+CONFIG_KEY = ("", "config-autoscaler")
 _QUEUED_MSG = "Requests to the target are being buffered as resources are provisioned."
 _NO_TRAFFIC_MSG = "The target is not receiving traffic."
 
@@ -63,9 +74,10 @@ def read_config_autoscaler(store: Store) -> dict[str, str]:
     return {str(k): str(v) for k, v in ((cm or {}).get("data") or {}).items()}
 
 
-def pa_params(store: Store, pa: dict[str, Any]) -> KPAParams:
+def pa_params(store: Store, pa: dict[str, Any], data: dict[str, str] | None = None,
+              ) -> KPAParams:
     """Effective knobs of a PA: ``config-autoscaler`` + annotations + containerConcurrency."""
-    data = read_config_autoscaler(store)
+    data = read_config_autoscaler(store) if data is None else data
     annotations = {k: v for k, v in (pa["metadata"].get("annotations") or {}).items()
                    if k.startswith("autoscaling.knative.dev/")}
     cc = int((pa.get("spec") or {}).get("containerConcurrency") or 0)
@@ -105,6 +117,31 @@ class RevisionAutoscaler:
         """(monotonic time, ready, decider value, stable, panic, panic mode) per tick."""
         self.observed: deque[tuple[float, float]] = deque(maxlen=10_000)
         """(bucket time, value) of every metric recorded."""
+        self.generation = 0
+        """The PA generation whose spec (reachability) was last applied."""
+        self.updates: deque[tuple[float, KPAParams]] = deque(maxlen=100)
+        """(monotonic time, params) of every live configuration change applied."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.rec.reachable
+
+    def set_reachable(self, reachable: bool) -> None:
+        """The PA's ``spec.reachability`` (``DeciderSpec.Reachable`` and the bounds)."""
+        if reachable != self.rec.reachable:
+            self.rec.reachable = self.decider.reachable = reachable
+            self.reconcile_due = True
+
+    def update(self, params: KPAParams, now: float) -> None:
+        """A new configuration, from the next decision on (see the module docstring)."""
+        if params == self.params:
+            return
+        self.params = params
+        self.decider.update(params)
+        self.metrics.update(params, now)
+        self.rec.params = params
+        self.reconcile_due = True
+        self.updates.append((now, params))
 
     def observe(self, stat: Any) -> bool:
         """Record one closed ingress period; True when it should poke the decider."""
@@ -159,7 +196,7 @@ class KPAController(Controller):
     """Runs a :class:`RevisionAutoscaler` per PodAutoscaler, once a second."""
 
     name = "kpa"
-    resources = (PA,)
+    resources = (PA, "configmaps")
 
     def __init__(self, store: Store, *, ingress: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -172,9 +209,16 @@ class KPAController(Controller):
         """A :class:`~harness.emulator.mutations.Mutations` (knobs and replicas), or None."""
         self.truth: Any = None
         """A :class:`~harness.emulator.truth.TruthLog` for desired-scale writes, or None."""
+        self.config: dict[str, str] | None = None
+        """The ``config-autoscaler`` data in force (None until first read)."""
+        self.config_errors = 0
 
     def keys_for(self, resource: str, event: WatchEvent) -> Iterable[Hashable]:
         meta = event.object["metadata"]
+        if resource == "configmaps":
+            if (meta.get("namespace"), meta.get("name")) == (CONFIG_NS, CONFIG_NAME):
+                return [CONFIG_KEY]
+            return []
         return [(meta["namespace"], meta["name"])]
 
     async def start(self) -> None:
@@ -188,7 +232,39 @@ class KPAController(Controller):
                 await self._ticker
             self._ticker = None
 
+    def current_config(self) -> dict[str, str]:
+        """``config-autoscaler`` as last accepted (read once on first use)."""
+        if self.config is None:
+            self.config = read_config_autoscaler(self.store)
+        return self.config
+
+    def _reconfigure(self) -> None:
+        """``config-autoscaler`` changed: every existing revision takes the new knobs."""
+        data = read_config_autoscaler(self.store)
+        if data == self.config:
+            return
+        try:
+            resolve(configmap=data)
+        except UserError as exc:
+            self.config_errors += 1
+            log.warning("kpa: config-autoscaler refused, previous configuration kept: %s",
+                        exc)
+            return
+        self.config = data
+        now = self.clock()
+        for (ns, name), scaler in list(self.scalers.items()):
+            pa = self.store.try_get(PA, name, namespace=ns)
+            if pa is None:
+                continue
+            params = pa_params(self.store, pa, data)
+            if self.mutations:
+                params = self.mutations.kpa_params(params)
+            scaler.update(params, now)
+
     async def reconcile(self, key: Hashable) -> None:
+        if key == CONFIG_KEY:
+            self._reconfigure()
+            return
         ns, name = key  # type: ignore[misc]
         pa = self.store.try_get(PA, name, namespace=ns)
         if pa is None or pa["metadata"].get("deletionTimestamp"):
@@ -196,9 +272,15 @@ class KPAController(Controller):
                 with contextlib.suppress(Exception):
                     self.ingress.remove_revision(ns, name)
             return
-        if (ns, name) in self.scalers:
+        reachable = (pa.get("spec") or {}).get("reachability") != "Unreachable"
+        generation = int(pa["metadata"].get("generation", 1))
+        scaler = self.scalers.get((ns, name))
+        if scaler is not None:
+            if generation != scaler.generation:
+                scaler.generation = generation
+                scaler.set_reachable(reachable)
             return
-        params = pa_params(self.store, pa)
+        params = pa_params(self.store, pa, self.current_config())
         if self.mutations:
             params = self.mutations.kpa_params(params)
         dep_name = ((pa.get("spec") or {}).get("scaleTargetRef") or {}).get(
@@ -207,6 +289,8 @@ class KPAController(Controller):
         replicas = int(((dep or {}).get("spec") or {}).get("replicas", params.initial_scale))
         scaler = RevisionAutoscaler(ns, name, params, now=self.clock(), replicas=replicas,
                                     labels=dict(pa["metadata"].get("labels") or {}))
+        scaler.generation = generation
+        scaler.set_reachable(reachable)
         self.scalers[(ns, name)] = scaler
         self._step(scaler, self.clock(), tick=False)
 
