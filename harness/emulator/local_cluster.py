@@ -14,7 +14,9 @@ The cluster publishes what a real one would: ``config-autoscaler`` in
 ``knative-serving`` (from ``profile``; empty = Knative defaults), ``config-domain``,
 ``config-network`` (Kourier as ingress class), and the ingress as the LoadBalancer Service
 ``kourier`` in ``kourier-system`` whose ``status.loadBalancer.ingress[0]`` holds 127.0.0.1
-and whose port is the ingress's.
+and whose port is the ingress's, and the activator (which lives in the ingress) as
+``activator-service`` in ``knative-serving`` with Endpoints at that address: the public
+Endpoints of a revision in Proxy mode are these.
 It starts as ``harness cluster up --kind`` leaves a cluster (:mod:`harness.prerequisites`):
 ``config-features`` with the three podspec flags enabled (``features``; Knative's webhook,
 :mod:`harness.emulator.admission`, reads it live), ``config-observability`` with
@@ -48,6 +50,7 @@ from harness.emulator.controllers.kpa import KPAController
 from harness.emulator.controllers.kserve import KServeController
 from harness.emulator.controllers.kubelet import Kubelet
 from harness.emulator.controllers.scheduler import Scheduler
+from harness.emulator.controllers.sks import ServerlessServiceController
 from harness.emulator.dataplane.ingress import Ingress
 from harness.emulator.dataplane.metrics import MetricsServer
 from harness.emulator.loopthread import LoopThread
@@ -100,6 +103,16 @@ def publish_cluster_objects(store: Store, *, config: dict[str, str], domain: str
         "metadata": {"name": "autoscaler", "labels": {"app": "autoscaler"}},
         "spec": {"type": "ClusterIP", "ports": [{"name": "metrics", "port": metrics_port,
                                                  "targetPort": metrics_port}]}},
+        namespace="knative-serving")
+    store.create("services", {
+        "metadata": {"name": "activator-service", "labels": {"app": "activator"}},
+        "spec": {"type": "ClusterIP", "selector": {"app": "activator"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": ingress_port,
+                            "protocol": "TCP"}]}}, namespace="knative-serving")
+    store.create("endpoints", {
+        "metadata": {"name": "activator-service", "labels": {"app": "activator"}},
+        "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                     "ports": [{"name": "http", "port": ingress_port, "protocol": "TCP"}]}]},
         namespace="knative-serving")
     svc = store.create("services", {
         "metadata": {"name": "kourier", "labels": {"networking.knative.dev/ingress-provider":
@@ -161,7 +174,8 @@ class LocalCluster:
             KServeController(self.store),
             KnativeController(self.store, ingress=self.ingress, domain=domain),
             self.kpa, deployments, self.scheduler, self.kubelet,
-            EndpointsController(self.store, ingress=self.ingress)]
+            EndpointsController(self.store, ingress=self.ingress),
+            ServerlessServiceController(self.store, ingress=self.ingress)]
         self.metrics = MetricsServer(self.kpa)
         # read once at start-up, as Knative's autoscaler reads config-observability
         self.metrics_enabled = self.observability.get(METRICS_PROTOCOL, "none") == "prometheus"

@@ -137,7 +137,8 @@ def test_queued_then_active_then_scale_up_then_to_zero() -> None:
     active = _active(store)
     assert (active["status"], active["reason"]) == ("False", "NoTraffic")
     assert store.get(PA, REV, namespace="default")["status"]["desiredScale"] == 0
-    assert ingress.proxy[("default", REV)] is True  # SKS in Proxy at zero
+    sks = store.get("networking.internal.knative.dev/serverlessservices", REV, namespace="default")
+    assert sks["spec"]["mode"] == "Proxy"  # SKS in Proxy at zero
 
     # From zero: the activator's first request pokes the decider at once.
     ctrl.on_first_request("default", REV)

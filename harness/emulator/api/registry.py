@@ -111,6 +111,7 @@ _EVENT_FIELDS = (
 KSERVE = "serving.kserve.io"
 KNATIVE = "serving.knative.dev"
 KNATIVE_AUTOSCALING = "autoscaling.internal.knative.dev"
+KNATIVE_NETWORKING = "networking.internal.knative.dev"
 
 _TRAFFIC = ".status.components.predictor.traffic"
 _ISVC_COLUMNS = (
@@ -145,6 +146,11 @@ _REVISION_COLUMNS = (
     Column("Actual Replicas", "integer", json_path=".status.actualReplicas"),
     Column("Desired Replicas", "integer", json_path=".status.desiredReplicas"),
 )
+_SKS_COLUMNS = printers.ready_columns(
+    Column("Mode", json_path=".spec.mode"),
+    Column("Activators", "integer", json_path=".spec.numActivators"),
+    Column("ServiceName", json_path=".status.serviceName"),
+    Column("PrivateServiceName", json_path=".status.privateServiceName"))
 _PA_COLUMNS = printers.ready_columns(
     Column("DesiredScale", "integer", json_path=".status.desiredScale"),
     Column("ActualScale", "integer", json_path=".status.actualScale"))
@@ -206,6 +212,9 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(KNATIVE, "v1", "Route", "routes", short_names=("rt",),
                  categories=("all", "knative", "serving"), status=True, builtin=False,
                  columns=_ROUTE_COLUMNS),
+    ResourceType(KNATIVE_NETWORKING, "v1alpha1", "ServerlessService", "serverlessservices",
+                 short_names=("sks",), categories=("knative-internal", "networking"),
+                 status=True, builtin=False, columns=_SKS_COLUMNS),
     ResourceType(KNATIVE_AUTOSCALING, "v1alpha1", "PodAutoscaler", "podautoscalers",
                  short_names=("kpa", "pa"), categories=("all", "knative", "serving",
                                                          "autoscaling"),

@@ -2,8 +2,11 @@
 
 For every revision (pods labelled ``serving.knative.dev/revision``) the ready,
 non-terminating pods with a published port become the ingress's endpoints, with the
-revision's ``containerConcurrency`` as queue-proxy's limit. It also keeps a core/v1
-``Endpoints`` object named after the revision, as a real cluster shows it.
+revision's ``containerConcurrency`` as queue-proxy's limit (the activator's view of the
+pods). It also keeps the core/v1 ``Endpoints`` of the revision's private Service,
+``<rev>-private``, as Kubernetes' endpoints controller does (ready pods in
+``addresses``, starting ones in ``notReadyAddresses``, the Service's labels), which the
+ServerlessService controller copies into the public ``<rev>`` Endpoints in Serve mode.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller
 from harness.emulator.controllers.deployments import pod_ready
 from harness.emulator.controllers.kubelet import PORT_ANNOTATION
+from harness.emulator.controllers.sks import SKS_LABEL, TYPE_LABEL, private_name
 
 REVISION = "serving.knative.dev/revisions"
 REVISION_LABEL = "serving.knative.dev/revision"
@@ -53,25 +57,38 @@ class EndpointsController(Controller):
         pods = self.store.list("pods", namespace=ns,
                                label_selector=f"{REVISION_LABEL}={rev}")["items"]
         endpoints = ready_endpoints(pods)
-        if self.current.get((ns, rev)) == endpoints:
-            return
-        self.current[(ns, rev)] = endpoints
-        revision = self.store.try_get(REVISION, rev, namespace=ns)
-        cc = int(((revision or {}).get("spec") or {}).get("containerConcurrency") or 0)
-        if self.ingress is not None:
-            self.ingress.set_endpoints(ns, rev, endpoints, cc)
-        subsets = ([{"addresses": [{"ip": ip, "targetRef": {"kind": "Pod", "name": name,
-                                                             "namespace": ns}}
-                                   for name, ip, _ in endpoints],
-                     "ports": [{"name": "http", "port": endpoints[0][2]}]}]
-                   if endpoints else [])
-        body = {"metadata": {"name": rev, "namespace": ns,
-                             "labels": {REVISION_LABEL: rev}}, "subsets": subsets}
+        if self.current.get((ns, rev)) != endpoints:
+            self.current[(ns, rev)] = endpoints
+            revision = self.store.try_get(REVISION, rev, namespace=ns)
+            cc = int(((revision or {}).get("spec") or {}).get("containerConcurrency") or 0)
+            if self.ingress is not None:
+                self.ingress.set_endpoints(ns, rev, endpoints, cc)
+        starting = sorted((p["metadata"]["name"], (p.get("status") or {}).get("podIP")
+                           or "127.0.0.1")
+                          for p in pods if not p["metadata"].get("deletionTimestamp")
+                          and (p.get("status") or {}).get("podIP") and not pod_ready(p))
+
+        def address(name: str, ip: str) -> dict[str, Any]:
+            return {"ip": ip, "targetRef": {"kind": "Pod", "name": name, "namespace": ns}}
+
+        subset: dict[str, Any] = {}
+        if endpoints:
+            subset["addresses"] = [address(name, ip) for name, ip, _ in endpoints]
+        if starting:
+            subset["notReadyAddresses"] = [address(name, ip) for name, ip in starting]
+        if subset:
+            port = endpoints[0][2] if endpoints else 8012
+            subset["ports"] = [{"name": "http", "port": port, "protocol": "TCP"}]
+        subsets = [subset] if subset else []
+        name = private_name(rev)
         try:
-            current = self.store.try_get("endpoints", rev, namespace=ns)
+            current = self.store.try_get("endpoints", name, namespace=ns)
             if current is None:
-                self.store.create("endpoints", body, namespace=ns)
-            else:
+                self.store.create("endpoints", {
+                    "metadata": {"name": name, "namespace": ns, "labels": {
+                        REVISION_LABEL: rev, SKS_LABEL: rev, TYPE_LABEL: "Private"}},
+                    "subsets": subsets}, namespace=ns)
+            elif current.get("subsets") != subsets:
                 current["subsets"] = subsets
                 self.store.update("endpoints", current, namespace=ns)
         except ApiError:

@@ -18,8 +18,10 @@ time, one step per wall-clock second of ``time.monotonic`` (the ingress's clock)
    changed, or at the re-enqueue time it asked for;
 6. its outcome is written: Deployment ``spec.replicas``, PA ``status.desiredScale`` /
    ``actualScale`` and conditions (``Active`` True / Unknown ``Queued`` / False
-   ``NoTraffic``, ``ScaleTargetInitialized``, ``SKSReady``, ``Ready``), and the SKS mode
-   as the ingress's proxy mode. The Knative controller mirrors the PA into the Revision.
+   ``NoTraffic``, ``ScaleTargetInitialized``, ``SKSReady``, ``Ready``), and the
+   revision's ``ServerlessService`` (``spec.mode`` Proxy/Serve, ``numActivators``), which
+   :mod:`harness.emulator.controllers.sks` turns into endpoints and the ingress's path.
+   The Knative controller mirrors the PA into the Revision.
 
 Parameters: ``config-autoscaler`` in ``knative-serving`` and the PA's annotations,
 resolved by :func:`harness.resolve.resolve`. The ConfigMap is watched, as Knative's
@@ -46,9 +48,10 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from harness.emulator.api.status import ApiError
 from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
-from harness.emulator.controllers.base import Controller, condition, set_status
+from harness.emulator.controllers.base import Controller, condition, owner_ref, set_status
 from harness.emulator.controllers.deployments import pod_ready
 from harness.errors import UserError
 from harness.kpa.collector import Collection
@@ -65,6 +68,8 @@ REVISION_LABEL = "serving.knative.dev/revision"
 CONFIG_NS, CONFIG_NAME = "knative-serving", "config-autoscaler"
 _MAX_SAME_INSTANT_PASSES = 4
 CONFIG_KEY = ("", "config-autoscaler")
+SKS = "networking.internal.knative.dev/serverlessservices"
+MIN_ACTIVATORS = 2
 _QUEUED_MSG = "Requests to the target are being buffered as resources are provisioned."
 _NO_TRAFFIC_MSG = "The target is not receiving traffic."
 
@@ -87,6 +92,16 @@ def pa_params(store: Store, pa: dict[str, Any], data: dict[str, str] | None = No
         log.warning("kpa: %s/%s: %s; ignoring its annotations", pa["metadata"]["namespace"],
                     pa["metadata"]["name"], exc)
         return resolve(configmap=data, container_concurrency=cc).params
+
+
+def num_activators(scaler: RevisionAutoscaler) -> int:
+    """``computeNumActivators``: enough activators to cover the ready pods' capacity plus
+    a positive burst capacity, at least ``minActivators`` (2); TBC 0 -> 2."""
+    p = scaler.params
+    if p.target_burst_capacity == 0:
+        return MIN_ACTIVATORS
+    capacity = scaler.ready * p.total_per_pod + max(0.0, p.target_burst_capacity)
+    return max(MIN_ACTIVATORS, math.ceil(capacity / p.activator_capacity))
 
 
 class RevisionAutoscaler:
@@ -357,8 +372,7 @@ class KPAController(Controller):
         if dep is not None and int((dep.get("spec") or {}).get("replicas", 0)) != replicas:
             self.store.patch(DEPLOY, dep_name, {"spec": {"replicas": replicas}},
                              namespace=ns)
-        if self.ingress is not None:
-            self.ingress.set_proxy_mode(ns, name, rec.sks_mode is SKSMode.PROXY)
+        self._sks(pa, dep_name, rec.sks_mode, scaler)
         prev = (pa.get("status") or {}).get("conditions") or []
         if rec.state is PAState.ACTIVE:
             active = condition("Active", "True", "", "", prev)
@@ -386,6 +400,28 @@ class KPAController(Controller):
         set_status(self.store, PA, pa, status)
         if self.truth is not None and before != rec.desired_scale:
             self.truth.add("desired-scale", ns, name, desired=rec.desired_scale)
+
+    def _sks(self, pa: dict[str, Any], dep_name: str, mode: SKSMode,
+             scaler: RevisionAutoscaler) -> None:
+        """``ReconcileSKS``: the revision's ServerlessService with the mode decided."""
+        meta = pa["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        spec = {"mode": mode.value, "numActivators": num_activators(scaler),
+                "objectRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                              "name": dep_name},
+                "protocolType": (pa.get("spec") or {}).get("protocolType", "http1")}
+        try:
+            sks = self.store.try_get(SKS, name, namespace=ns)
+            if sks is None:
+                self.store.create(SKS, {
+                    "metadata": {"name": name, "labels": dict(meta.get("labels") or {}),
+                                 "annotations": dict(meta.get("annotations") or {}),
+                                 "ownerReferences": [owner_ref(pa)]},
+                    "spec": spec}, namespace=ns)
+            elif sks.get("spec") != spec:
+                self.store.patch(SKS, name, {"spec": spec}, namespace=ns)
+        except ApiError:
+            pass  # namespace closing
 
     # ------------------------------------------------------------------ gauges
 
