@@ -6,8 +6,15 @@ One level-triggered pass per Knative Service does the whole chain. The Deploymen
 created with the revision's initial replicas and afterwards only the KPA changes its
 ``spec.replicas``. The Revision's ``Active`` condition mirrors the PA's; it turns Ready
 once the PA reports ``ScaleTargetInitialized`` (its initial scale was reached once).
-The Route sends 100 % to the latest ready revision and, when an ingress is attached,
-programs its Host routes: ``<ksvc>.<ns>.<domain>`` and ``<isvc>.<ns>.<domain>``.
+The Route follows the Knative Service's ``traffic`` block (default: 100 % to the latest
+ready revision): ``latestRevision: true`` targets resolve to the latest ready revision,
+``revisionName`` targets to that revision once it is Ready (else the Route reports
+``RevisionMissing`` and keeps its last traffic), ``tag`` targets get their own
+``<tag>-<ksvc>.<ns>.<domain>`` URL. With an ingress attached it programs the split on
+``<ksvc>.<ns>.<domain>`` and ``<isvc>.<ns>.<domain>`` and each tag's host. Revisions carry
+``serving.knative.dev/routingState`` (``active`` when routed, ``reserve`` when Ready and
+not routed, ``pending`` before), and their PodAutoscaler's ``spec.reachability`` follows
+(``Unreachable`` for reserve: min-scale no longer holds and it scales to zero).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ DEPLOY = "apps/deployments"
 SERVICE_LABEL = "serving.knative.dev/service"
 CONFIG_LABEL = "serving.knative.dev/configuration"
 REVISION_LABEL = "serving.knative.dev/revision"
+ROUTING_STATE = "serving.knative.dev/routingState"
 AUTOSCALING = "autoscaling.knative.dev/"
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 DEFAULT_DOMAIN = "example.com"
@@ -120,7 +128,8 @@ class KnativeController(Controller):
         latest_ready = max(ready, key=lambda r: int(r["metadata"]["labels"].get(
             "serving.knative.dev/configurationGeneration", "0")), default=None)
         config = self._config_status(config, rev, latest_ready)
-        route = self._route(ksvc, latest_ready)
+        route = self._route(ksvc, latest_ready, revisions)
+        self._routing_state(revisions, route)
         self._ksvc_status(ksvc, config, route, rev, latest_ready)
 
     # ------------------------------------------------------------------ top-down
@@ -137,7 +146,7 @@ class KnativeController(Controller):
         labels = {**(tmeta.get("labels") or {}), CONFIG_LABEL: meta["name"],
                   "serving.knative.dev/configurationGeneration": str(gen),
                   "serving.knative.dev/configurationUID": meta["uid"], SERVICE_LABEL: svc,
-                  "serving.knative.dev/routingState": "active"}
+                  ROUTING_STATE: "pending"}
         spec = copy.deepcopy(template.get("spec") or {})
         spec.setdefault("containerConcurrency", 0)
         spec.setdefault("timeoutSeconds", 300)
@@ -159,7 +168,7 @@ class KnativeController(Controller):
         annotations = meta.get("annotations") or {}
         labels = {**(meta.get("labels") or {}), REVISION_LABEL: name,
                   "serving.knative.dev/revisionUID": meta["uid"]}
-        labels.pop("serving.knative.dev/routingState", None)
+        labels.pop(ROUTING_STATE, None)
         if self.store.try_get(PA, name, namespace=ns) is None:
             self.store.create(PA, {
                 "metadata": {"name": name, "labels": labels, "annotations": dict(annotations),
@@ -214,47 +223,108 @@ class KnativeController(Controller):
                      f'"{deployment}"', "revision-controller")
 
     def _route(self, ksvc: dict[str, Any], latest_ready: dict[str, Any] | None,
-               ) -> dict[str, Any]:
+               revisions: list[dict[str, Any]]) -> dict[str, Any]:
         meta = ksvc["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        traffic = ([{"revisionName": latest_ready["metadata"]["name"], "percent": 100,
-                     "latestRevision": True}] if latest_ready else [])
+        wanted = copy.deepcopy((ksvc.get("spec") or {}).get("traffic") or [
+            {"latestRevision": True, "percent": 100}])
+        spec_traffic = []
+        for t in wanted:
+            t = dict(t)
+            if not t.get("revisionName"):
+                t.setdefault("latestRevision", True)
+                t["configurationName"] = name
+            spec_traffic.append(t)
         created_route = self.store.try_get(ROUTE, name, namespace=ns) is None
         route = apply(self.store, ROUTE, {
             "apiVersion": "serving.knative.dev/v1", "kind": "Route",
             "metadata": {"name": name, "namespace": ns,
                          "labels": {SERVICE_LABEL: name},
                          "ownerReferences": [owner_ref(ksvc)]},
-            "spec": {"traffic": [{"configurationName": name, "percent": 100,
-                                  "latestRevision": True}]}})
+            "spec": {"traffic": spec_traffic}})
         if created_route:
             record_event(self.store, ksvc, "Normal", "Created", f'Created Route "{name}"',
                          "service-controller")
+        ready = {r["metadata"]["name"] for r in revisions if cond_status(r, "Ready") == "True"}
+        traffic: list[dict[str, Any]] = []
+        missing = ""
+        for t in spec_traffic:
+            if t.get("revisionName"):
+                rev_name = str(t["revisionName"])
+                latest = False
+            elif latest_ready is not None:
+                rev_name, latest = latest_ready["metadata"]["name"], True
+            else:
+                rev_name, latest = "", True
+            if not rev_name or rev_name not in ready:
+                missing = missing or (f'Revision "{rev_name}" referenced in traffic not found.'
+                                      if rev_name else f'Configuration "{name}" does not have '
+                                      "any ready Revision.")
+                continue
+            entry: dict[str, Any] = {"revisionName": rev_name, "latestRevision": latest,
+                                     "percent": int(t.get("percent") or 0)}
+            if t.get("tag"):
+                entry["tag"] = t["tag"]
+                entry["url"] = f"http://{t['tag']}-{name}.{ns}.{self.domain}"
+            traffic.append(entry)
         url = f"http://{name}.{ns}.{self.domain}"
-        prev = (route.get("status") or {}).get("conditions") or []
-        ok = latest_ready is not None
+        old = route.get("status") or {}
+        prev = old.get("conditions") or []
+        ok = not missing
+        if not ok:
+            traffic = list(old.get("traffic") or [])  # keeps serving what it served
         status = {
             "observedGeneration": route["metadata"].get("generation", 1),
             "url": url,
             "address": {"url": f"http://{name}.{ns}.svc.cluster.local"},
             "traffic": traffic,
             "conditions": [
-                condition("AllTrafficAssigned", "True" if ok else "Unknown", "", "", prev),
-                condition("IngressReady", "True" if ok else "Unknown", "", "", prev),
+                condition("AllTrafficAssigned", "True" if ok else "Unknown",
+                          "" if ok else "RevisionMissing", missing, prev),
+                condition("IngressReady", "True" if traffic else "Unknown", "", "", prev),
                 condition("Ready", "True" if ok else "Unknown",
-                          "" if ok else "RevisionMissing", "", prev)],
+                          "" if ok else "RevisionMissing", missing, prev)],
         }
         route = set_status(self.store, ROUTE, route, status)
-        if ok and self.ingress is not None:
-            rev = latest_ready["metadata"]["name"]  # type: ignore[index]
-            hosts = {f"{name}.{ns}.{self.domain}"}
+        if traffic and self.ingress is not None:
+            split = [(t["revisionName"], int(t["percent"])) for t in traffic]
+            hosts = {f"{name}.{ns}.{self.domain}": split}
             isvc = (meta.get("labels") or {}).get(ISVC_LABEL)
             if isvc:
-                hosts.add(f"{isvc}.{ns}.{self.domain}")
-            for host in sorted(hosts):
-                self.ingress.set_route(host, ns, rev)
-            self._hosts[(ns, name)] = hosts
+                hosts[f"{isvc}.{ns}.{self.domain}"] = split
+            for t in traffic:
+                if t.get("tag"):
+                    hosts[f"{t['tag']}-{name}.{ns}.{self.domain}"] = [(t["revisionName"], 100)]
+            for host in self._hosts.get((ns, name), set()) - set(hosts):
+                self.ingress.remove_route(host)
+            for host, targets in sorted(hosts.items()):
+                self.ingress.set_split(host, ns, targets)
+            self._hosts[(ns, name)] = set(hosts)
         return route
+
+    def _routing_state(self, revisions: list[dict[str, Any]], route: dict[str, Any]) -> None:
+        """``routingState`` on each revision, ``spec.reachability`` on its PA."""
+        routed = {t.get("revisionName") for t in (route.get("status") or {}).get(
+            "traffic") or [] if int(t.get("percent") or 0) > 0 or t.get("tag")}
+        for rev in revisions:
+            meta = rev["metadata"]
+            name = meta["name"]
+            if name in routed:
+                state = "active"
+            elif cond_status(rev, "Ready") == "True":
+                state = "reserve"
+            else:
+                state = "pending"
+            if (meta.get("labels") or {}).get(ROUTING_STATE) != state:
+                self.store.patch(REVISION, name, {"metadata": {"labels": {
+                    ROUTING_STATE: state}}}, namespace=meta["namespace"])
+            if state == "pending":
+                continue
+            reach = "Reachable" if state == "active" else "Unreachable"
+            pa = self.store.try_get(PA, name, namespace=meta["namespace"])
+            if pa is not None and (pa.get("spec") or {}).get("reachability") != reach:
+                self.store.patch(PA, name, {"spec": {"reachability": reach}},
+                                 namespace=meta["namespace"])
 
     def _drop_routes(self, ns: str, name: str) -> None:
         for host in self._hosts.pop((ns, name), set()):

@@ -26,9 +26,15 @@ Warning event ``InternalError`` ("no runtime found to support predictor with mod
 ``PredictorReady`` False. Runtimes created later are picked up (the controller watches
 them).
 
+Traffic (``createKnativeService``): 100 % to the latest revision, or, with
+``predictor.canaryTrafficPercent`` p and a revision already rolled out, p % to the latest
+revision and 100 - p % to ``latestRolledoutRevision`` (tag ``prev``).
+
 Status: ``PredictorReady``, ``IngressReady``, ``Ready`` (+ ``LatestDeploymentReady``,
-``RoutesReady``), ``status.url``, ``address.url``, ``components.predictor`` and
-``observedGeneration``.
+``RoutesReady``), ``status.url``, ``address.url``, ``components.predictor`` (with
+``PropagateStatus``'s rollout bookkeeping: a latest ready revision that gets 100 % through
+``latestRevision`` becomes ``latestRolledoutRevision``, the one before it
+``previousRolledoutRevision``) and ``observedGeneration``.
 """
 
 from __future__ import annotations
@@ -151,6 +157,43 @@ def revision_template(isvc: dict[str, Any], runtime: Runtime | None = None) -> d
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
 
 
+def traffic_targets(canary: Any, rolled_out: str | None) -> list[dict[str, Any]]:
+    """The Knative Service's ``traffic`` for a canary percent and the last rolled-out
+    revision (KServe's ``createKnativeService``)."""
+    if canary is None or not rolled_out:
+        return [{"latestRevision": True, "percent": 100}]
+    p = int(canary)
+    targets: list[dict[str, Any]] = [{"latestRevision": True, "percent": p}]
+    if p < 100:
+        targets.append({"tag": "prev", "revisionName": rolled_out, "latestRevision": False,
+                        "percent": 100 - p})
+    return targets
+
+
+def rollout_status(old: dict[str, Any], kst: dict[str, Any]) -> dict[str, str]:
+    """``latestRolledoutRevision`` / ``previousRolledoutRevision`` after a Knative Service
+    status (KServe's ``PropagateStatus``)."""
+    latest_rolled = old.get("latestRolledoutRevision", "")
+    previous = old.get("previousRolledoutRevision", "")
+    ready = kst.get("latestReadyRevisionName", "")
+    created = kst.get("latestCreatedRevisionName", "")
+    per_revision: dict[str, int] = {}
+    for t in kst.get("traffic") or []:
+        per_revision[t.get("revisionName", "")] = per_revision.get(
+            t.get("revisionName", ""), 0) + int(t.get("percent") or 0)
+    for t in kst.get("traffic") or []:
+        if t.get("revisionName") != ready or not t.get("latestRevision"):
+            continue
+        pct = int(t.get("percent") or 0)
+        if latest_rolled != ready:
+            if pct == 100:
+                previous, latest_rolled = latest_rolled, ready
+        elif ready == created and pct < 100 and per_revision.get(ready) == 100 and previous:
+            latest_rolled = previous  # rolled back
+    return {k: v for k, v in (("latestRolledoutRevision", latest_rolled),
+                              ("previousRolledoutRevision", previous)) if v}
+
+
 class KServeController(Controller):
     """Reconciles InferenceServices into Knative Services and reflects their status."""
 
@@ -186,6 +229,9 @@ class KServeController(Controller):
                 return
             runtime = chosen
         ksvc_name = predictor_name(name)
+        pred = (isvc.get("spec") or {}).get("predictor") or {}
+        rolled = (((isvc.get("status") or {}).get("components") or {}).get(
+            "predictor") or {}).get("latestRolledoutRevision")
         desired = {
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",
             "metadata": {"name": ksvc_name, "namespace": ns,
@@ -193,7 +239,7 @@ class KServeController(Controller):
                          "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
                          "ownerReferences": [owner_ref(isvc)]},
             "spec": {"template": revision_template(isvc, runtime),
-                     "traffic": [{"latestRevision": True, "percent": 100}]},
+                     "traffic": traffic_targets(pred.get("canaryTrafficPercent"), rolled)},
         }
         try:
             ksvc = apply(self.store, KSVC, desired)
@@ -266,8 +312,8 @@ class KServeController(Controller):
                          ("latestReadyRevisionName", "latestReadyRevision")):
             if kst.get(src):
                 predictor[dst] = kst[src]
-        if kst.get("latestReadyRevisionName"):
-            predictor["latestRolledoutRevision"] = kst["latestReadyRevisionName"]
+        predictor.update(rollout_status(
+            ((old.get("components") or {}).get("predictor") or {}), kst))
         if kst.get("traffic"):
             predictor["traffic"] = kst["traffic"]
         if url:

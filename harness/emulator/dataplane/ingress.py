@@ -13,11 +13,13 @@ API (the controllers code against it)::
                       max_buffered=10_000, on_first_request=None, connect_timeout=2.0)
     await ingress.start(); ingress.url            # "http://127.0.0.1:PORT"
     ingress.set_route(host, namespace, revision)  # host without port, case-insensitive
+    ingress.set_split(host, namespace, [(revision, percent), ...])  # a traffic split
     ingress.remove_route(host)                    # unknown Host -> 404 with a clear body
     ingress.set_endpoints(namespace, revision, [(pod_name, ip, port), ...], cc)
                                                   # READY pods; [] = no ready pod (buffer)
     ingress.set_proxy_mode(namespace, revision, True)  # SKS Proxy: mark all its traffic
                                                   # proxied (always so while it has no pod)
+    ingress.proxy_mode(namespace, revision) -> bool  # activator in the path now
     ingress.remove_revision(namespace, revision)  # forget state and stats
     ingress.take_stats(namespace, revision) -> list[Stat]  # drains closed 1 s periods
     ingress.take_all_stats() -> dict[(namespace, revision), list[Stat]]
@@ -44,6 +46,13 @@ activator's immediate stat with concurrency 1 and request count 1, plus the poke
 may return an awaitable, which is run as a task. As in the activator, that request is
 then left out of its period's ``request_count`` (it is still in the concurrency).
 "Activating" ends when the revision gets endpoints.
+
+A split (Knative's Route ``traffic`` with several revisions, as Kourier programs
+Envoy's weighted clusters) sends each request to one revision in proportion to the
+percentages; the pick is smooth weighted round-robin (nginx's), so any run of 100
+requests matches the percentages exactly where Envoy's is random with the same mean.
+Each revision keeps its own gate, buffer and meter, so each PodAutoscaler sees only its
+own share of the load.
 
 Forwarding keeps method, path, query, body and headers (hop-by-hop ones dropped, Host
 kept), appends the client to ``X-Forwarded-For``, and passes the answer back with its
@@ -113,6 +122,28 @@ def _host_key(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+class _Split:
+    """Smooth weighted round-robin over revisions (weights = traffic percentages)."""
+
+    __slots__ = ("targets", "weights", "current", "total")
+
+    def __init__(self, targets: list[tuple[RevisionKey, int]]) -> None:
+        self.targets = [key for key, _ in targets]
+        self.weights = [int(w) for _, w in targets]
+        self.current = [0] * len(targets)
+        self.total = sum(self.weights)
+
+    def pick(self) -> RevisionKey:
+        current, weights = self.current, self.weights
+        best = 0
+        for i, w in enumerate(weights):
+            current[i] += w
+            if current[i] > current[best]:
+                best = i
+        current[best] -= self.total
+        return self.targets[best]
+
+
 class _UpstreamBroke(Exception):
     """The pod's answer broke off before anything was sent to the client."""
 
@@ -139,6 +170,7 @@ class Ingress:
         self.on_first_request = on_first_request
         self.connect_timeout = connect_timeout
         self._routes: dict[str, RevisionKey] = {}
+        self._splits: dict[str, _Split] = {}
         self._gates: dict[RevisionKey, RevisionGate] = {}
         self._runner: web.AppRunner | None = None
         self._pool: UpstreamPool | None = None
@@ -212,14 +244,43 @@ class Ingress:
         return gate
 
     def set_route(self, host: str, namespace: str, revision: str) -> None:
+        self._splits.pop(_host_key(host), None)
         self._routes[_host_key(host)] = (namespace, revision)
         self._gate(namespace, revision)
 
+    def set_split(self, host: str, namespace: str, targets: list[tuple[str, int]]) -> None:
+        """Route ``host`` to several revisions by percent (targets with 0 % are dropped,
+        one revision named twice gets the sum)."""
+        merged: dict[str, int] = {}
+        for revision, percent in targets:
+            if int(percent) > 0:
+                merged[revision] = merged.get(revision, 0) + int(percent)
+        if not merged:
+            self.remove_route(host)
+            return
+        if len(merged) == 1:
+            self.set_route(host, namespace, next(iter(merged)))
+            return
+        key = _host_key(host)
+        want = [((namespace, rev), pct) for rev, pct in merged.items()]
+        old = self._splits.get(key)
+        if old is None or list(zip(old.targets, old.weights, strict=True)) != want:
+            self._splits[key] = _Split(want)
+        self._routes.pop(key, None)
+        for rev in merged:
+            self._gate(namespace, rev)
+
     def remove_route(self, host: str) -> None:
         self._routes.pop(_host_key(host), None)
+        self._splits.pop(_host_key(host), None)
 
     def routes(self) -> dict[str, RevisionKey]:
+        """Hosts with a single revision."""
         return dict(self._routes)
+
+    def splits(self) -> dict[str, list[tuple[RevisionKey, int]]]:
+        """Hosts split between revisions: (revision, percent) each."""
+        return {h: list(zip(s.targets, s.weights, strict=True)) for h, s in self._splits.items()}
 
     def set_endpoints(
         self,
@@ -232,6 +293,11 @@ class Ingress:
 
     def set_proxy_mode(self, namespace: str, revision: str, proxy: bool) -> None:
         self._gate(namespace, revision).proxy_mode = proxy
+
+    def proxy_mode(self, namespace: str, revision: str) -> bool:
+        """True while the revision's requests take the activator path."""
+        gate = self._gates.get((namespace, revision))
+        return gate is None or gate.proxy_mode or not gate.has_endpoints
 
     def remove_revision(self, namespace: str, revision: str) -> None:
         gate = self._gates.pop((namespace, revision), None)
@@ -274,11 +340,15 @@ class Ingress:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         host = _host_key(request.host)
         key = self._routes.get(host)
+        if key is None and self._splits:
+            split = self._splits.get(host)
+            if split is not None:
+                key = split.pick()
         if key is None:
             return web.Response(
                 status=404,
                 text=f'no route for host "{host}": no InferenceService or revision '
-                f"serves it (known hosts: {len(self._routes)})\n",
+                f"serves it (known hosts: {len(self._routes) + len(self._splits)})\n",
             )
         gate = self._gates.get(key) or self._gate(*key)
         arrived = time.time()
