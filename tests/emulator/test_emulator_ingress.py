@@ -548,3 +548,24 @@ def test_removed_endpoint_gets_no_new_requests_and_stop_is_clean() -> None:
             await b.stop()
 
     run(body)
+
+
+def test_a_split_sends_each_revision_its_percent_and_collapses_to_one() -> None:
+    """Smooth weighted round-robin: any 100 picks match the percentages exactly; a split
+    with one revision (or 0 % for the rest) is a plain route; remove_route drops both."""
+    ingress = Ingress()
+    ingress.set_split(HOST, NS, [("a-00001", 80), ("a-00002", 20), ("a-00003", 0)])
+    assert ingress.splits()[HOST] == [((NS, "a-00001"), 80), ((NS, "a-00002"), 20)]
+    split = ingress._splits[HOST]  # noqa: SLF001 - the picker itself
+    picks = [split.pick()[1] for _ in range(1000)]
+    for start in (0, 100, 537):
+        window = picks[start:start + 100]
+        assert window.count("a-00002") == 20 and window.count("a-00001") == 80
+    assert "a-00002" in picks[:5]  # interleaved, not 80 then 20
+    ingress.set_split(HOST, NS, [("a-00002", 100), ("a-00001", 0)])
+    assert ingress.routes()[HOST] == (NS, "a-00002") and HOST not in ingress.splits()
+    ingress.set_split(HOST, NS, [("a-00001", 50), ("a-00001", 50)])
+    assert ingress.routes()[HOST] == (NS, "a-00001")
+    ingress.set_split(HOST, NS, [("a-00001", 50), ("a-00002", 50)])
+    ingress.remove_route(HOST)
+    assert HOST not in ingress.routes() and HOST not in ingress.splits()
