@@ -265,3 +265,16 @@ def test_canary_traffic_percent_splits_requests_and_each_revision_scales_on_its_
     old_load = max(x[4] for x in old.tick_log)
     assert 0.1 < new_load / old_load < 0.45, (new_load, old_load)
     assert max(x[2] for x in old.tick_log) > max(x[2] for x in new.tick_log) >= 1
+
+
+def test_config_observability_is_read_at_start_up_only(
+        cluster: tuple[LocalCluster, Path]) -> None:
+    """Unlike config-autoscaler, Knative's autoscaler reads its metrics settings once at
+    start: turning ``metrics-protocol`` off on a running cluster leaves the endpoint up."""
+    c, kubeconfig = cluster
+    assert c.metrics_url
+    kubectl(kubeconfig, "-n", "knative-serving", "patch", "configmap", "config-observability",
+            "--type", "merge", "-p", '{"data":{"metrics-protocol":"none"}}')
+    time.sleep(1.0)
+    r = httpx.get(c.metrics_url + "/metrics", timeout=10)
+    assert r.status_code == 200 and "kn_revision_" in r.text

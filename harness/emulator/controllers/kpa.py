@@ -35,6 +35,8 @@ ConfigMap upstream would refuse (a value out of range) is ignored with a warning
 the previous configuration stays, as Knative's config store keeps its last good one.
 The PA's ``spec.reachability`` (set by the Knative controller from the Route) is
 followed too: an unreachable revision ignores min-scale and scales down unbounded.
+``config-observability`` (whether metrics are exported) is read once at start-up, as
+upstream reads it (:mod:`harness.emulator.cluster`), and is not watched.
 """
 
 from __future__ import annotations
