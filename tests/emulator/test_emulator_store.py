@@ -215,3 +215,17 @@ def test_objects_handed_out_are_private_copies(store: Store) -> None:
     obj = store.create("configmaps", cm("a"), namespace="ns")
     obj["data"]["k"] = "changed"
     assert store.get("configmaps", "a", namespace="ns")["data"]["k"] == "v"
+
+
+def test_serverlessservice_crd_has_upstreams_printer_columns() -> None:
+    """The hook for server-side Table printing: the SKS CRD declares Knative's
+    ``additionalPrinterColumns`` (Mode, Activators, ServiceName, PrivateServiceName, Ready,
+    Reason), and ReplicaSets are served under apps/v1 with short name rs."""
+    store = Store()
+    crd = store.get("apiextensions.k8s.io/customresourcedefinitions",
+                    "serverlessservices.networking.internal.knative.dev")
+    (version,) = crd["spec"]["versions"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Mode", "Activators", "ServiceName", "PrivateServiceName", "Ready", "Reason"]
+    assert crd["spec"]["names"]["shortNames"] == ["sks"]
+    assert store.resource("apps/replicasets").short_names == ("rs",)
