@@ -8,8 +8,8 @@ import asyncio
 import copy
 from typing import Any
 
+from harness.emulator.api.store import Store
 from harness.emulator.controllers.knative import KnativeController
-from harness.emulator.store import Store
 
 KSVC = "serving.knative.dev/services"
 PA = "autoscaling.internal.knative.dev/podautoscalers"

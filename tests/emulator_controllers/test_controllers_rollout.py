@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from harness.emulator.cluster import LocalCluster
+from harness.emulator.local_cluster import LocalCluster
 from harness.kube.client import Kube, load_api_client
 from harness.observe.recorder import DEFAULT_KINDS, Recorder
 

@@ -36,7 +36,7 @@ the previous configuration stays, as Knative's config store keeps its last good 
 The PA's ``spec.reachability`` (set by the Knative controller from the Route) is
 followed too: an unreachable revision ignores min-scale and scales down unbounded.
 ``config-observability`` (whether metrics are exported) is read once at start-up, as
-upstream reads it (:mod:`harness.emulator.cluster`), and is not watched.
+upstream reads it (:mod:`harness.emulator.local_cluster`), and is not watched.
 """
 
 from __future__ import annotations
