@@ -7,7 +7,8 @@ from 198.18.0.0/16. Pods get no default route: only 198.18.0.0/15 (pods, and Ser
 the gateway) is reachable from a pod, so nothing a pod sends can leave the machine. The
 host gets an ``unreachable 198.18.0.0/15`` route (metric :data:`UNREACHABLE_METRIC`,
 below the bridge's own /16), so a Service address never leaves through the default route.
-The host's existing interfaces and routes are not touched. The bridge's alias records the
+kube-proxy's nftables tables go with the last run. The host's existing interfaces and
+routes are not touched. The bridge's alias records the
 owner's pid, so ``harness gc`` can tell a live run's network from a crashed one's.
 :func:`teardown` (and :func:`sweep_run` for a crashed run) remove every namespace, link
 and route of a run.
@@ -15,6 +16,7 @@ and route of a run.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import shutil
@@ -31,10 +33,15 @@ DNS_IP = "198.19.0.10"          # the kube-dns Service (kube-proxy sends it to C
 CLUSTER_DOMAIN = "cluster.local"
 UNREACHABLE_METRIC = 4242
 OWNER_ALIAS = "harness-upstream owner="
+LOCK = Path("/run/lock/harness-upstream-network.lock")
 
 
 class NetworkError(RuntimeError):
     """An ``ip`` command failed."""
+
+
+class NetworkBusy(NetworkError):
+    """Another run's network holds the address range (one upstream run per host)."""
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,7 +77,20 @@ class Network:
         self._free: list[int] = []
         self.pods: dict[str, PodNet] = {}
 
-    def setup(self) -> None:
+    def setup(self, *, alone: bool = True) -> None:
+        """Create the bridge and the route. ``alone``: refuse (:class:`NetworkBusy`) when
+        another run's bridge holds 198.18.0.0/15 on this host (checked under a host-wide
+        lock, so two runs starting at once cannot both take it)."""
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            others = run_bridges()
+            if alone and others:
+                raise NetworkBusy(f"another upstream run's bridge {others[0]} holds "
+                                  f"{RESERVED_NET} on this host")
+            self._create()
+
+    def _create(self) -> None:
         ip("link", "add", self.bridge, "type", "bridge")
         # the owner's pid on the link itself: harness gc leaves a live run's network alone
         ip("link", "set", "dev", self.bridge, "alias", f"{OWNER_ALIAS}{os.getpid()}")
@@ -160,6 +180,21 @@ def sweep_run(run_id: str) -> list[str]:
         if ip("route", "del", "unreachable", str(RESERVED_NET), "metric",
               str(UNREACHABLE_METRIC), check=False).returncode == 0:
             removed.append(f"route unreachable {RESERVED_NET}")
+        removed += remove_kube_proxy_tables()
+    return removed
+
+
+def remove_kube_proxy_tables() -> list[str]:
+    """kube-proxy's nftables tables (upstream names them ``kube-proxy``; it leaves them on
+    exit). Only called when no run's bridge is left, so no live cluster needs them."""
+    removed = []
+    if shutil.which("nft") is None:
+        return removed
+    for family in ("ip", "ip6"):
+        proc = subprocess.run(["nft", "delete", "table", family, "kube-proxy"],
+                              capture_output=True, check=False)
+        if proc.returncode == 0:
+            removed.append(f"nftables table {family} kube-proxy")
     return removed
 
 

@@ -22,7 +22,6 @@ import secrets
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -151,11 +150,16 @@ class UpstreamCluster:
         try:
             from harness.nodeagent.agent import NodeAgent
             from harness.nodeagent.logs import LogServer
-            from harness.nodeagent.network import Network
+            from harness.nodeagent.network import Network, NetworkBusy
             from harness.nodeagent.pods import PodAgent
 
             self.network = Network(self.run_id)
-            self.network.setup()
+            try:
+                self.network.setup()
+            except NetworkBusy as exc:
+                self.network = None
+                raise UserError(f"{exc}; stop it with 'harness cluster down', or 'harness "
+                                "gc --local-only' if it crashed") from None
             self._start_control_plane()
             pki = self.pki
             self.logs = LogServer(self._log_lookup, cert=pki.directory / "nodeagent.crt",
@@ -189,12 +193,8 @@ class UpstreamCluster:
             self.supervisor.stop()
             self.supervisor = None
         if self.network is not None:
-            self.network.teardown()
+            self.network.teardown()   # with kube-proxy's nftables tables
             self.network = None
-            # kube-proxy's tables (upstream names them; it does not remove them on exit)
-            for family in ("ip", "ip6"):
-                subprocess.run(["nft", "delete", "table", family, "kube-proxy"],
-                               capture_output=True, check=False)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         sweep.unregister(self.run_id)
 

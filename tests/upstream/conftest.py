@@ -87,3 +87,12 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
         left = [pid for pid, (run, _owner) in run_processes().items() if run == run_id]
         assert left == [], f"processes of run {run_id} left behind: {left}"
         assert not any(state_dir.glob("upstream-*")), "the run's folder is left behind"
+        from harness.nodeagent import network
+
+        assert network.run_netns(run_id) == [], "network namespaces left behind"
+        assert network.bridge_name(run_id) not in network.run_bridges(), "bridge left behind"
+        routes = network.ip("route", "show", "table", "main").stdout
+        assert "unreachable 198.18.0.0/15" not in routes, "route left behind"
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                text=True).stdout
+        assert "kube-proxy" not in tables, "kube-proxy's nftables tables left behind"
