@@ -56,6 +56,7 @@ from harness.emulator.dataplane.metrics import MetricsServer
 from harness.emulator.loopthread import LoopThread
 from harness.emulator.mutations import Mutations
 from harness.emulator.truth import TruthLog
+from harness.objects import INGRESS_PROVIDER_LABEL
 from harness.prerequisites import (
     FEATURES,
     FEATURES_CONFIGMAP,
@@ -115,7 +116,7 @@ def publish_cluster_objects(store: Store, *, config: dict[str, str], domain: str
                      "ports": [{"name": "http", "port": ingress_port, "protocol": "TCP"}]}]},
         namespace="knative-serving")
     svc = store.create("services", {
-        "metadata": {"name": "kourier", "labels": {"networking.knative.dev/ingress-provider":
+        "metadata": {"name": "kourier", "labels": {INGRESS_PROVIDER_LABEL:
                                                    "kourier"}},
         "spec": {"type": "LoadBalancer",
                  "ports": [{"name": "http2", "port": ingress_port, "protocol": "TCP",

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
+from harness.objects import REVISION_LABEL
 from harness.params import KPAParams
 
 COLD_START_EXTRA_S = 10.0
@@ -142,13 +143,13 @@ class Mutations:
         if "slow-cold-start" not in self:
             return 0.0
         labels = pod["metadata"].get("labels") or {}
-        rev = labels.get("serving.knative.dev/revision")
+        rev = labels.get(REVISION_LABEL)
         if not rev:
             return 0.0
         from harness.emulator.controllers.deployments import pod_ready
 
         pods = store.list("pods", namespace=pod["metadata"]["namespace"],
-                          label_selector=f"serving.knative.dev/revision={rev}")["items"]
+                          label_selector=f"{REVISION_LABEL}={rev}")["items"]
         return 0.0 if any(pod_ready(p) for p in pods) else COLD_START_EXTRA_S
 
     # ------------------------------------------------------------------ scheduler

@@ -18,7 +18,6 @@ from harness.files import data_path, read_yaml
 
 GPU_CLASS_LABEL = "gpu.nvidia.com/class"
 FAKE_GPUS_LABEL = "harness.local/fake-gpus"
-GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
 
 

@@ -21,7 +21,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from harness.errors import UserError
-from harness.kube.client import Kube
+from harness.kube.client import Kube, WaitTimeout
 from harness.kube.resources import Resource, from_discovery, known, known_for
 from harness.kube.safety import RUN_LABEL
 
@@ -214,8 +214,6 @@ def delete(kube: Kube, resource: Resource | str | Mapping[str, Any], name: str |
 def wait_gone(kube: Kube, resource: Resource | str, name: str, namespace: str | None = None,
               *, timeout: float = 120.0, interval: float = 0.2) -> None:
     """Block until the object no longer exists; TimeoutError naming what is left."""
-    from harness.kube.wait import WaitTimeout
-
     res = known(resource)
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None

@@ -59,6 +59,10 @@ class KubeError(Exception):
     """A Kubernetes API call that did not succeed (beyond the client's ApiException)."""
 
 
+class WaitTimeout(TimeoutError):
+    """An awaited state did not arrive in time; the message names the last state seen."""
+
+
 class RetriesExhausted(KubeError):
     """Every allowed attempt failed with a retryable error; ``last`` is the final one."""
 

@@ -25,6 +25,7 @@ from harness.kube.resources import (
     SERVICES,
 )
 from harness.kube.safety import CONFIG_NAME, CONFIG_NAMESPACE
+from harness.objects import SERVICE_LABEL
 
 INGRESS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("kourier", "kourier-system", "kourier"),
@@ -73,7 +74,7 @@ def podautoscalers(kube: Kube, namespace: str) -> list[dict[str, Any]]:
 def revisions(kube: Kube, namespace: str, *, service: str | None = None
               ) -> list[dict[str, Any]]:
     """Revisions in a namespace (of one Knative Service when ``service`` is given)."""
-    selector = f"serving.knative.dev/service={service}" if service else None
+    selector = f"{SERVICE_LABEL}={service}" if service else None
     return list_objects(kube, REVISIONS, namespace, label_selector=selector)
 
 

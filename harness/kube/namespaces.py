@@ -30,6 +30,7 @@ from harness.kube.safety import (
     TEST_LABEL,
     is_harness_namespace,
 )
+from harness.objects import parse_time
 
 MAX_NAME = 63
 _RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
@@ -89,8 +90,6 @@ def run_namespaces(kube: Kube, run_id: str | None = None) -> list[dict[str, Any]
 
 
 def _created(obj: dict[str, Any]) -> float | None:
-    from harness.observe.frames import parse_time
-
     return parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
 
 

@@ -3,8 +3,9 @@
 :func:`wait_for` polls one object (GET with retries, backing off from 0.2 s to 1 s) until
 a predicate holds; :func:`wait_condition` waits for a status condition
 (``Ready=True``); :func:`wait_isvc_ready` is the InferenceService case. A timeout raises
-:class:`WaitTimeout` naming the object, what was awaited and the last state seen (the
-condition's reason and message), so a failing suite says more than "timed out".
+:class:`~harness.kube.client.WaitTimeout` naming the object, what was awaited and the last
+state seen (the condition's reason and message), so a failing suite says more than "timed
+out".
 """
 
 from __future__ import annotations
@@ -13,31 +14,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.kube.client import Kube
+from harness.kube.apply import get
+from harness.kube.client import Kube, WaitTimeout
 from harness.kube.resources import INFERENCE_SERVICES, Resource, known
-
-
-class WaitTimeout(TimeoutError):
-    """An awaited state did not arrive in time; the message names the last state seen."""
-
-
-def condition(obj: Mapping[str, Any] | None, ctype: str) -> Mapping[str, Any] | None:
-    """The status condition of type ``ctype``, or None."""
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond  # type: ignore[no-any-return]
-    return None
-
-
-def condition_is(obj: Mapping[str, Any] | None, ctype: str, status: str = "True") -> bool:
-    cond = condition(obj, ctype)
-    return cond is not None and str(cond.get("status")) == status
+from harness.objects import condition_is, get_condition
 
 
 def describe_condition(obj: Mapping[str, Any] | None, ctype: str) -> str:
     if obj is None:
         return "the object does not exist"
-    cond = condition(obj, ctype)
+    cond = get_condition(obj, ctype)
     if cond is None:
         return f"no {ctype} condition yet"
     parts = [f"{ctype}={cond.get('status')}"]
@@ -54,8 +40,6 @@ def wait_for(kube: Kube, resource: Resource | str, name: str, namespace: str | N
              explain: Callable[[dict[str, Any] | None], str] | None = None,
              interval: float = 0.2, max_interval: float = 1.0) -> dict[str, Any] | None:
     """Poll until ``predicate(obj)`` (obj None when absent) holds; return the object."""
-    from harness.kube.apply import get
-
     res = known(resource)
     deadline = time.monotonic() + timeout
     while True:
@@ -86,7 +70,7 @@ def describe_isvc(obj: Mapping[str, Any] | None) -> str:
     """Ready's state, and why KServe says it is not: ``PredictorReady``'s message (a
     Knative Service the webhook refused) and ``modelStatus.lastFailureInfo`` (no runtime)."""
     seen = describe_condition(obj, "Ready")
-    pred = condition(obj, "PredictorReady")
+    pred = get_condition(obj, "PredictorReady")
     if pred is not None and pred.get("status") != "True" and pred.get("message"):
         seen += f"; PredictorReady message {pred['message']!r}"
     failure = (((obj or {}).get("status") or {}).get("modelStatus") or {}).get(

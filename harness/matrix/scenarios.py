@@ -41,12 +41,13 @@ import pandas as pd
 import yaml
 
 from harness.files import data_path, read_yaml
+from harness.objects import AUTOSCALING_PREFIX
 
 GPU_CLASS = "Quadro_RTX_5000"
 INFER = "/v2/models/{model}/infer"  # the runtime serves the model under the isvc's name
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [1, 2, 3, 4]}]}
-AS = "autoscaling.knative.dev/"
+AS = AUTOSCALING_PREFIX
 
 PROFILE: dict[str, Any] = {
     "name": "matrix",

@@ -23,10 +23,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from harness.objects import (
+    GPU_RESOURCE,
+    REVISION_LABEL,
+    get_condition,
+    parse_quantity,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from harness.params import KPAParams
@@ -34,8 +41,6 @@ if TYPE_CHECKING:
 PRE_EXISTING = 2.0
 """Seconds an object timestamp must precede the first receive to count as pre-existing."""
 
-REVISION_LABEL = "serving.knative.dev/revision"
-GPU_RESOURCE = "nvidia.com/gpu"
 SCHEDULING_REASONS = frozenset({"FailedScheduling", "Scheduled", "Preempted", "NotTriggerScaleUp"})
 
 POD_COLUMNS: tuple[str, ...] = (
@@ -126,18 +131,6 @@ def empty(columns: Sequence[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_time(text: Any) -> float | None:
-    """RFC 3339 (``2026-01-01T00:00:00Z``, fractions allowed) -> epoch seconds, or None."""
-    if not text:
-        return None
-    if isinstance(text, int | float):
-        return float(text)
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def kind_of(event: Mapping[str, Any]) -> str:
     """The kind of an event's object, from ``kind`` or the object's shape."""
     obj = event.get("object") or {}
@@ -158,15 +151,8 @@ def _sorted(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(events, key=lambda e: float(e["received"]))
 
 
-def _condition(obj: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond
-    return None
-
-
 def _cond_true(obj: Mapping[str, Any], ctype: str) -> tuple[bool, float | None]:
-    cond = _condition(obj, ctype)
+    cond = get_condition(obj, ctype)
     if cond is None or str(cond.get("status")) != "True":
         return False, None
     return True, parse_time(cond.get("lastTransitionTime"))
@@ -178,16 +164,6 @@ def _stamp(received: float, first_event: bool, own: float | None) -> float:
     return received
 
 
-def _quantity(raw: Any) -> float:
-    text = str(raw).strip()
-    try:
-        if text.endswith("m"):
-            return float(text[:-1]) / 1000.0
-        return float(text)
-    except ValueError:
-        return 0.0
-
-
 def gpu_request(pod: Mapping[str, Any]) -> float:
     """``nvidia.com/gpu`` requested by a pod's containers (limits stand in for requests)."""
     total = 0.0
@@ -197,7 +173,7 @@ def gpu_request(pod: Mapping[str, Any]) -> float:
         if raw is None:
             raw = (res.get("limits") or {}).get(GPU_RESOURCE)
         if raw is not None:
-            total += _quantity(raw)
+            total += float(parse_quantity(raw))
     return total
 
 
@@ -267,7 +243,7 @@ def pod_frame(events: Iterable[Mapping[str, Any]], revision: str | None = None) 
             row["node"] = str(spec["nodeName"])
         if status.get("phase"):
             row["phase"] = str(status["phase"])
-        sched = _condition(obj, "PodScheduled")
+        sched = get_condition(obj, "PodScheduled")
         if sched is not None and str(sched.get("status")) == "False":
             row["pending_reason"] = str(sched.get("message") or sched.get("reason") or "")
         for col, ctype in (("scheduled", "PodScheduled"), ("initialized", "Initialized"),
@@ -349,7 +325,7 @@ def scale_frame(events: Iterable[Mapping[str, Any]], pa: str | None = None) -> p
         status = obj.get("status") or {}
         desired = status.get("desiredScale")
         actual = status.get("actualScale")
-        cond = _condition(obj, "Active") or {}
+        cond = get_condition(obj, "Active") or {}
         key = (
             math.nan if desired is None else float(desired),
             math.nan if actual is None else float(actual),

@@ -26,6 +26,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.files import data_path, read_yaml
+from harness.objects import merge_patch
 
 if TYPE_CHECKING:
     from harness.checks.verdict import Verdict
@@ -67,19 +68,6 @@ def with_missed(verdict: Verdict, missed: list[dict[str, Any]]) -> Verdict:
         why += f"; {verdict.why}"
     numbers = {**verdict.numbers, "waits_missed": float(len(missed))}
     return replace(verdict, status=FAIL, why=why, numbers=numbers)
-
-
-def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """``patch`` merged into ``base`` (mappings recursively; a None value deletes)."""
-    out = dict(base)
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = merge(dict(out[k]), v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def load_isvc(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +143,7 @@ class CaseData:
 
         doc = load_isvc(source)
         if patch:
-            doc = merge(doc, patch)
+            doc = merge_patch(doc, patch)
         meta = doc.setdefault("metadata", {})
         if name:
             meta["name"] = name

@@ -15,10 +15,10 @@ from harness.emulator import BUILTIN_RESOURCES, Emulator, Registry, Store
 from harness.errors import UserError
 from harness.kube import apply as kapply
 from harness.kube import crds, knative
-from harness.kube.client import Kube, load_api_client
+from harness.kube.client import Kube, WaitTimeout, load_api_client
 from harness.kube.resources import INFERENCE_SERVICES
 from harness.kube.safety import RUN_LABEL
-from harness.kube.wait import WaitTimeout, wait_condition, wait_isvc_ready
+from harness.kube.wait import wait_condition, wait_isvc_ready
 
 ISVC_YAML = """
 apiVersion: serving.kserve.io/v1beta1

@@ -1,7 +1,8 @@
 """The three PATCH bodies the API server accepts, applied to plain dicts.
 
 - :func:`json_patch`: RFC 6902 (``application/json-patch+json``).
-- :func:`merge_patch`: RFC 7386 (``application/merge-patch+json``).
+- :func:`merge_patch`: RFC 7386 (``application/merge-patch+json``), the one definition in
+  :mod:`harness.objects`.
 - :func:`strategic_merge_patch`: the subset of Kubernetes' strategic merge patch that our
   built-in types need: merge patch plus list merging by the patch-merge key of the field
   (``conditions`` by ``type``, ``containers``/``env``/``volumes`` by ``name``, ...), the
@@ -15,6 +16,10 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+from harness.objects import merge_patch
+
+__all__ = ["PatchError", "json_patch", "merge_patch", "strategic_merge_patch"]
 
 
 class PatchError(ValueError):
@@ -137,21 +142,6 @@ def json_patch(doc: Any, ops: Any) -> Any:
                 raise PatchError(f"test operation failed at {op['path']!r}")
         else:
             raise PatchError(f"unknown json patch operation {kind!r}", bad_request=True)
-    return out
-
-
-# ---------------------------------------------------------------- RFC 7386 merge patch
-
-def merge_patch(doc: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 merge patch; a non-object patch replaces the document."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(doc) if isinstance(doc, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
     return out
 
 

@@ -31,9 +31,10 @@ from aiohttp import web
 from harness.emulator.api.apiserver import ServerSettings, build_app
 from harness.emulator.api.faults import Faults
 from harness.emulator.api.kubeconfig import write_kubeconfig
-from harness.emulator.api.store import Store, rfc3339
+from harness.emulator.api.store import Store
 from harness.emulator.cluster_config import ClusterConfig, load_cluster_config, node_object
 from harness.emulator.loopthread import LoopThread
+from harness.objects import format_time
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ _STOP_TIMEOUT_S = 10.0
 
 def populate(store: Store, cluster: ClusterConfig) -> None:
     """Create the configured nodes (Ready) in a fresh store."""
-    now = rfc3339(store.clock())
+    now = format_time(store.clock())
     for spec in cluster.nodes:
         store.create("nodes", node_object(spec, now))
 

@@ -4,7 +4,8 @@
 :class:`LabelSelector`; ``label_selector_from_object({"matchLabels": ..., "matchExpressions":
 ...})`` builds the same from the object form. ``parse_field_selector`` accepts ``f=v``,
 ``f==v`` and ``f!=v`` with backslash escapes. Bad syntax raises :class:`SelectorError`
-(the HTTP layer answers 400 BadRequest).
+(the HTTP layer answers 400 BadRequest). :func:`node_requirement` turns a node-affinity
+expression into the same :class:`Requirement` (the scheduler matches nodes with it).
 """
 
 from __future__ import annotations
@@ -203,6 +204,27 @@ def label_selector_from_object(obj: Mapping[str, Any] | None) -> LabelSelector:
             raise SelectorError(f"{expr.get('operator')!r} is not a valid selector operator")
         reqs.append(Requirement(expr["key"], op, tuple(expr.get("values") or ())))
     return LabelSelector(tuple(reqs))
+
+
+_NODE_OPS = {**_OBJECT_OPS, "Gt": "gt", "Lt": "lt"}
+
+
+def node_requirement(expr: Mapping[str, Any]) -> Requirement | None:
+    """A node selector requirement (``nodeAffinity`` ``matchExpressions``: ``In``, ``NotIn``,
+    ``Exists``, ``DoesNotExist``, ``Gt``, ``Lt``) as a :class:`Requirement`, or None when it
+    can match no node (an unknown operator, ``Gt``/``Lt`` without one integer value)."""
+    op = _NODE_OPS.get(str(expr.get("operator", "")))
+    values = tuple(str(v) for v in expr.get("values") or ())
+    if op is None:
+        return None
+    if op in ("gt", "lt"):
+        if len(values) != 1:
+            return None
+        try:
+            int(values[0])
+        except ValueError:
+            return None
+    return Requirement(str(expr.get("key", "")), op, values)
 
 
 @dataclass(frozen=True)

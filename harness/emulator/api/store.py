@@ -53,6 +53,7 @@ from harness.emulator.api.status import (
     unsupported_media_type,
 )
 from harness.emulator.api.subscriptions import Watch, WatchEvent
+from harness.objects import format_time
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -76,10 +77,6 @@ class Change:
     type: str
     object: dict[str, Any]
     old: dict[str, Any] | None
-
-
-def rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _parse_rv(value: str | int | None, what: str = "resourceVersion") -> int | None:
@@ -147,7 +144,7 @@ class Store:
         return ("", name)
 
     def _now(self) -> str:
-        return rfc3339(self.clock())
+        return format_time(self.clock())
 
     def _record(self, rtype: ResourceType, etype: str, obj: dict[str, Any],
                 old: dict[str, Any] | None) -> None:
@@ -597,7 +594,7 @@ class Store:
                 return current
             new = copy.deepcopy(current)
             meta = new["metadata"]
-            meta["deletionTimestamp"] = rfc3339(self.clock() + grace_s)
+            meta["deletionTimestamp"] = format_time(self.clock() + grace_s)
             meta["deletionGracePeriodSeconds"] = grace_s
             meta["generation"] = int(meta.get("generation", 1)) + 1
             self._put(rtype, key, new, "MODIFIED")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
 from harness.emulator.api.status import ApiError
-from harness.emulator.api.store import Store, rfc3339
+from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
+from harness.objects import format_time
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,6 @@ class Controller:
 # ---------------------------------------------------------------------------- helpers
 
 
-def now_rfc3339() -> str:
-    return rfc3339(time.time())
-
-
 def owner_ref(obj: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
             "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
@@ -162,7 +158,7 @@ def condition(type_: str, status: str, reason: str = "", message: str = "",
               previous: list[dict[str, Any]] | None = None,
               severity: str | None = None) -> dict[str, Any]:
     """A condition whose ``lastTransitionTime`` only moves when its status changes."""
-    when = now_rfc3339()
+    when = format_time()
     for old in previous or []:
         if old.get("type") == type_ and old.get("status") == status:
             when = old.get("lastTransitionTime") or when
@@ -174,13 +170,6 @@ def condition(type_: str, status: str, reason: str = "", message: str = "",
     if severity:
         cond["severity"] = severity
     return cond
-
-
-def cond_status(obj: dict[str, Any] | None, type_: str) -> str:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return str(c.get("status", "Unknown"))
-    return "Unknown"
 
 
 def apply(store: Store, resource: str, desired: dict[str, Any]) -> dict[str, Any]:

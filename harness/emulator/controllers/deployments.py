@@ -34,7 +34,8 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from harness.emulator.api.subscriptions import WatchEvent
-from harness.emulator.controllers.base import Controller, cond_status, condition, owner_ref
+from harness.emulator.controllers.base import Controller, condition, owner_ref
+from harness.objects import REVISION_LABEL, condition_status
 
 DEPLOY = "apps/deployments"
 RS = "apps/replicasets"
@@ -56,7 +57,7 @@ def template_hash(template: dict[str, Any]) -> str:
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
-    return cond_status(pod, "Ready") == "True" and not pod["metadata"].get("deletionTimestamp")
+    return condition_status(pod, "Ready") == "True" and not pod["metadata"].get("deletionTimestamp")
 
 
 def _delete_rank(pod: dict[str, Any]) -> tuple[int, int, str]:
@@ -233,7 +234,7 @@ class DeploymentController(Controller):
                 if self.truth is not None:
                     self.truth.add("pod-terminating", ns, pod["metadata"]["name"],
                                    revision=(pod["metadata"].get("labels") or {}).get(
-                                       "serving.knative.dev/revision", ""))
+                                       REVISION_LABEL, ""))
         ready = sum(1 for p in live if pod_ready(p))
         status: dict[str, Any] = {"replicas": len(live), "fullyLabeledReplicas": len(live),
                                   "readyReplicas": ready, "availableReplicas": ready,

@@ -21,9 +21,9 @@ from harness.emulator.controllers.base import Controller
 from harness.emulator.controllers.deployments import pod_ready
 from harness.emulator.controllers.kubelet import PORT_ANNOTATION
 from harness.emulator.controllers.sks import SKS_LABEL, TYPE_LABEL, private_name
+from harness.objects import REVISION_LABEL
 
 REVISION = "serving.knative.dev/revisions"
-REVISION_LABEL = "serving.knative.dev/revision"
 
 
 def ready_endpoints(pods: Iterable[dict[str, Any]]) -> list[tuple[str, str, int]]:

@@ -28,12 +28,24 @@ from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import (
     Controller,
     apply,
-    cond_status,
     condition,
     owner_ref,
     set_status,
 )
 from harness.emulator.controllers.scheduler import record_event
+from harness.objects import (
+    AUTOSCALING_PREFIX,
+    CONFIGURATION_GENERATION_LABEL,
+    CONFIGURATION_LABEL,
+    CONFIGURATION_UID_LABEL,
+    ISVC_LABEL,
+    REVISION_LABEL,
+    REVISION_UID_LABEL,
+    ROUTING_STATE_LABEL,
+    SERVICE_LABEL,
+    condition_status,
+    get_condition,
+)
 
 KSVC = "serving.knative.dev/services"
 CONFIG = "serving.knative.dev/configurations"
@@ -41,12 +53,6 @@ REVISION = "serving.knative.dev/revisions"
 ROUTE = "serving.knative.dev/routes"
 PA = "autoscaling.internal.knative.dev/podautoscalers"
 DEPLOY = "apps/deployments"
-SERVICE_LABEL = "serving.knative.dev/service"
-CONFIG_LABEL = "serving.knative.dev/configuration"
-REVISION_LABEL = "serving.knative.dev/revision"
-ROUTING_STATE = "serving.knative.dev/routingState"
-AUTOSCALING = "autoscaling.knative.dev/"
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
 DEFAULT_DOMAIN = "example.com"
 QUEUE_PROXY_IMAGE = "gcr.io/knative-releases/knative.dev/serving/cmd/queue"
 
@@ -57,7 +63,7 @@ def revision_name(config: str, generation: int) -> str:
 
 def initial_replicas(annotations: dict[str, str]) -> int:
     def num(key: str, default: int) -> int:
-        for k in (AUTOSCALING + key, AUTOSCALING + _camel(key)):
+        for k in (AUTOSCALING_PREFIX + key, AUTOSCALING_PREFIX + _camel(key)):
             if k in annotations:
                 try:
                     return int(annotations[k])
@@ -123,10 +129,10 @@ class KnativeController(Controller):
             return
         rev = self._revision_status(rev)
         revisions = [r for r in self.store.list(REVISION, namespace=ns,
-                                                label_selector=f"{CONFIG_LABEL}={name}")["items"]]
-        ready = [r for r in revisions if cond_status(r, "Ready") == "True"]
+                                                label_selector=f"{CONFIGURATION_LABEL}={name}")["items"]]
+        ready = [r for r in revisions if condition_status(r, "Ready") == "True"]
         latest_ready = max(ready, key=lambda r: int(r["metadata"]["labels"].get(
-            "serving.knative.dev/configurationGeneration", "0")), default=None)
+            CONFIGURATION_GENERATION_LABEL, "0")), default=None)
         config = self._config_status(config, rev, latest_ready)
         route = self._route(ksvc, latest_ready, revisions)
         self._routing_state(revisions, route)
@@ -143,10 +149,10 @@ class KnativeController(Controller):
         if current is not None:
             return current
         tmeta = template.get("metadata") or {}
-        labels = {**(tmeta.get("labels") or {}), CONFIG_LABEL: meta["name"],
-                  "serving.knative.dev/configurationGeneration": str(gen),
-                  "serving.knative.dev/configurationUID": meta["uid"], SERVICE_LABEL: svc,
-                  ROUTING_STATE: "pending"}
+        labels = {**(tmeta.get("labels") or {}), CONFIGURATION_LABEL: meta["name"],
+                  CONFIGURATION_GENERATION_LABEL: str(gen),
+                  CONFIGURATION_UID_LABEL: meta["uid"], SERVICE_LABEL: svc,
+                  ROUTING_STATE_LABEL: "pending"}
         spec = copy.deepcopy(template.get("spec") or {})
         spec.setdefault("containerConcurrency", 0)
         spec.setdefault("timeoutSeconds", 300)
@@ -167,8 +173,8 @@ class KnativeController(Controller):
         spec = rev.get("spec") or {}
         annotations = meta.get("annotations") or {}
         labels = {**(meta.get("labels") or {}), REVISION_LABEL: name,
-                  "serving.knative.dev/revisionUID": meta["uid"]}
-        labels.pop(ROUTING_STATE, None)
+                  REVISION_UID_LABEL: meta["uid"]}
+        labels.pop(ROUTING_STATE_LABEL, None)
         if self.store.try_get(PA, name, namespace=ns) is None:
             self.store.create(PA, {
                 "metadata": {"name": name, "labels": labels, "annotations": dict(annotations),
@@ -188,13 +194,14 @@ class KnativeController(Controller):
             return False
         pod_labels = dict(labels)
         pod_labels.setdefault("app", name)
-        pod_annotations = {k: v for k, v in annotations.items() if not k.startswith(AUTOSCALING)}
+        pod_annotations = {k: v for k, v in annotations.items()
+                           if not k.startswith(AUTOSCALING_PREFIX)}
         pod_spec = {k: copy.deepcopy(v) for k, v in spec.items()
                     if k not in ("containerConcurrency", "timeoutSeconds",
                                  "responseStartTimeoutSeconds", "idleTimeoutSeconds")}
         pod_spec.setdefault("terminationGracePeriodSeconds", int(spec.get("timeoutSeconds",
                                                                           300)))
-        selector = {REVISION_LABEL: name, "serving.knative.dev/revisionUID": meta["uid"]}
+        selector = {REVISION_LABEL: name, REVISION_UID_LABEL: meta["uid"]}
         self.store.create(DEPLOY, {
             "metadata": {"name": dname, "labels": labels,
                          "ownerReferences": [owner_ref(rev)]},
@@ -245,7 +252,7 @@ class KnativeController(Controller):
         if created_route:
             record_event(self.store, ksvc, "Normal", "Created", f'Created Route "{name}"',
                          "service-controller")
-        ready = {r["metadata"]["name"] for r in revisions if cond_status(r, "Ready") == "True"}
+        ready = {r["metadata"]["name"] for r in revisions if condition_status(r, "Ready") == "True"}
         traffic: list[dict[str, Any]] = []
         missing = ""
         for t in spec_traffic:
@@ -311,13 +318,13 @@ class KnativeController(Controller):
             name = meta["name"]
             if name in routed:
                 state = "active"
-            elif cond_status(rev, "Ready") == "True":
+            elif condition_status(rev, "Ready") == "True":
                 state = "reserve"
             else:
                 state = "pending"
-            if (meta.get("labels") or {}).get(ROUTING_STATE) != state:
+            if (meta.get("labels") or {}).get(ROUTING_STATE_LABEL) != state:
                 self.store.patch(REVISION, name, {"metadata": {"labels": {
-                    ROUTING_STATE: state}}}, namespace=meta["namespace"])
+                    ROUTING_STATE_LABEL: state}}}, namespace=meta["namespace"])
             if state == "pending":
                 continue
             reach = "Reachable" if state == "active" else "Unreachable"
@@ -340,10 +347,9 @@ class KnativeController(Controller):
         dep = self.store.try_get(DEPLOY, f"{name}-deployment", namespace=ns)
         old = rev.get("status") or {}
         prev = old.get("conditions") or []
-        initialized = cond_status(pa, "ScaleTargetInitialized") == "True" or (
-            cond_status(rev, "Ready") == "True")
-        active = next((c for c in ((pa or {}).get("status") or {}).get("conditions") or []
-                       if c.get("type") == "Active"), None)
+        initialized = condition_status(pa, "ScaleTargetInitialized") == "True" or (
+            condition_status(rev, "Ready") == "True")
+        active = get_condition(pa, "Active")
         conditions = [
             condition("Active", active["status"] if active else "Unknown",
                       (active or {}).get("reason", "Deploying"),
@@ -394,8 +400,8 @@ class KnativeController(Controller):
                      route: dict[str, Any], rev: dict[str, Any],
                      latest_ready: dict[str, Any] | None) -> None:
         prev = (ksvc.get("status") or {}).get("conditions") or []
-        cfg_ok = cond_status(config, "Ready")
-        route_ok = cond_status(route, "Ready")
+        cfg_ok = condition_status(config, "Ready")
+        route_ok = condition_status(route, "Ready")
         ready = "True" if cfg_ok == "True" and route_ok == "True" else "Unknown"
         cst = config.get("status") or {}
         rst = route.get("status") or {}

@@ -59,6 +59,7 @@ from harness.errors import UserError
 from harness.kpa.collector import Collection
 from harness.kpa.decider import Decider, ScaleResult, initial_ebc
 from harness.kpa.reconciler import PAState, Reconciler, SKSMode
+from harness.objects import AUTOSCALING_PREFIX, CONFIGURATION_LABEL, REVISION_LABEL, SERVICE_LABEL
 from harness.params import KPAParams
 from harness.resolve import resolve
 
@@ -66,7 +67,6 @@ log = logging.getLogger(__name__)
 
 PA = "autoscaling.internal.knative.dev/podautoscalers"
 DEPLOY = "apps/deployments"
-REVISION_LABEL = "serving.knative.dev/revision"
 CONFIG_NS, CONFIG_NAME = "knative-serving", "config-autoscaler"
 _MAX_SAME_INSTANT_PASSES = 4
 CONFIG_KEY = ("", "config-autoscaler")
@@ -86,7 +86,7 @@ def pa_params(store: Store, pa: dict[str, Any], data: dict[str, str] | None = No
     """Effective knobs of a PA: ``config-autoscaler`` + annotations + containerConcurrency."""
     data = read_config_autoscaler(store) if data is None else data
     annotations = {k: v for k, v in (pa["metadata"].get("annotations") or {}).items()
-                   if k.startswith("autoscaling.knative.dev/")}
+                   if k.startswith(AUTOSCALING_PREFIX)}
     cc = int((pa.get("spec") or {}).get("containerConcurrency") or 0)
     try:
         return resolve(configmap=data, annotations=annotations, container_concurrency=cc).params
@@ -434,9 +434,9 @@ class KPAController(Controller):
         out: list[tuple[str, dict[str, str], float]] = []
         for s in list(self.scalers.values()):
             labels = {"k8s_namespace_name": s.namespace,
-                      "kn_service_name": s.labels.get("serving.knative.dev/service", ""),
+                      "kn_service_name": s.labels.get(SERVICE_LABEL, ""),
                       "kn_configuration_name": s.labels.get(
-                          "serving.knative.dev/configuration", ""),
+                          CONFIGURATION_LABEL, ""),
                       "kn_revision_name": s.name}
             res = s.last
             kind = "rps" if s.params.metric == "rps" else "concurrency"

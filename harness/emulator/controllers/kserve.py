@@ -49,7 +49,6 @@ from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import (
     Controller,
     apply,
-    cond_status,
     condition,
     owner_ref,
     set_status,
@@ -63,19 +62,23 @@ from harness.emulator.controllers.runtimes import (
     select_runtime,
 )
 from harness.emulator.controllers.scheduler import record_event
+from harness.objects import (
+    AUTOSCALING_PREFIX,
+    DEPLOYMENT_MODE_ANNOTATION,
+    ISVC_LABEL,
+    STORAGE_URI_ANNOTATION,
+    condition_status,
+)
 
 ISVC = "serving.kserve.io/inferenceservices"
 KSVC = "serving.knative.dev/services"
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
-SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
-AUTOSCALING = "autoscaling.knative.dev/"
 MODEL_IMAGE = "harness/modelserver:0.1.0"
 EVENT_SOURCE = "v1beta1Controllers"
 """The component KServe's manager records its InferenceService events as."""
 STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.15.0"
-DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", SOURCE_URI,
-              "serving.kserve.io/deploymentMode", "serving.kserve.io/modelFormat")
+DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", STORAGE_URI_ANNOTATION,
+              DEPLOYMENT_MODE_ANNOTATION, "serving.kserve.io/modelFormat")
 POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "serviceAccountName",
               "priorityClassName", "schedulerName", "topologySpreadConstraints", "volumes",
               "imagePullSecrets", "securityContext", "terminationGracePeriodSeconds",
@@ -96,16 +99,16 @@ def revision_template(isvc: dict[str, Any], runtime: Runtime | None = None) -> d
     annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()
                    if k not in DISALLOWED}
     annotations.update({k: str(v) for k, v in (pred.get("annotations") or {}).items()})
-    annotations.setdefault(AUTOSCALING + "class", KPA_CLASS)
+    annotations.setdefault(AUTOSCALING_PREFIX + "class", KPA_CLASS)
     if pred.get("scaleTarget") is not None:
-        annotations[AUTOSCALING + "target"] = str(pred["scaleTarget"])
+        annotations[AUTOSCALING_PREFIX + "target"] = str(pred["scaleTarget"])
     if pred.get("scaleMetric") is not None:
-        annotations[AUTOSCALING + "metric"] = str(pred["scaleMetric"])
+        annotations[AUTOSCALING_PREFIX + "metric"] = str(pred["scaleMetric"])
     min_replicas = pred.get("minReplicas")
-    annotations[AUTOSCALING + "min-scale"] = str(1 if min_replicas is None else min_replicas)
-    annotations.pop(AUTOSCALING + "minScale", None)
+    annotations[AUTOSCALING_PREFIX + "min-scale"] = str(1 if min_replicas is None else min_replicas)
+    annotations.pop(AUTOSCALING_PREFIX + "minScale", None)
     if pred.get("maxReplicas"):
-        annotations[AUTOSCALING + "max-scale"] = str(pred["maxReplicas"])
+        annotations[AUTOSCALING_PREFIX + "max-scale"] = str(pred["maxReplicas"])
     labels = {**(meta.get("labels") or {}), **(pred.get("labels") or {}),
               ISVC_LABEL: meta["name"], "component": "predictor"}
 
@@ -130,7 +133,7 @@ def revision_template(isvc: dict[str, Any], runtime: Runtime | None = None) -> d
                                     "protocol": "TCP"}])
     spec: dict[str, Any] = {"containers": [container]}
     if storage_uri:
-        annotations[SOURCE_URI] = str(storage_uri)
+        annotations[STORAGE_URI_ANNOTATION] = str(storage_uri)
         container.setdefault("volumeMounts", []).append(
             {"name": "kserve-provision-location", "mountPath": "/mnt/models",
              "readOnly": True})
@@ -236,7 +239,7 @@ class KServeController(Controller):
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",
             "metadata": {"name": ksvc_name, "namespace": ns,
                          "labels": {ISVC_LABEL: name, "component": "predictor"},
-                         "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+                         "annotations": {DEPLOYMENT_MODE_ANNOTATION: "Serverless"},
                          "ownerReferences": [owner_ref(isvc)]},
             "spec": {"template": revision_template(isvc, runtime),
                      "traffic": traffic_targets(pred.get("canaryTrafficPercent"), rolled)},
@@ -285,9 +288,9 @@ class KServeController(Controller):
         old = isvc.get("status") or {}
         prev = old.get("conditions") or []
         kst = ksvc.get("status") or {}
-        ready = cond_status(ksvc, "Ready") == "True"
-        cfg_ready = cond_status(ksvc, "ConfigurationsReady")
-        routes_ready = cond_status(ksvc, "RoutesReady")
+        ready = condition_status(ksvc, "Ready") == "True"
+        cfg_ready = condition_status(ksvc, "ConfigurationsReady")
+        routes_ready = condition_status(ksvc, "RoutesReady")
         url = kst.get("url")
         host = f"{meta['name']}.{meta['namespace']}"
         domain = url.split(".", 2)[2] if url and url.count(".") >= 2 else None

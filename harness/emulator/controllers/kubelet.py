@@ -45,17 +45,17 @@ from harness.emulator.api import podlogs
 from harness.emulator.api.status import ApiError
 from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
-from harness.emulator.controllers.base import Controller, condition, now_rfc3339
+from harness.emulator.controllers.base import Controller, condition
 from harness.emulator.controllers.scheduler import record_event
 from harness.emulator.controllers.storage import StorageError, fetch
 from harness.files import data_path
+from harness.objects import REVISION_LABEL, STORAGE_URI_ANNOTATION, condition_is, format_time
 
 log = logging.getLogger(__name__)
 
 MODELSERVER_ROOT = data_path("fixtures", "modelserver")
 SAMPLE_MODEL_DIR = MODELSERVER_ROOT / "model"
 MODEL_MOUNT = "/mnt/models"
-SOURCE_URI = "serving.kserve.io/storage-initializer-sourceuri"
 INIT_CONTAINER = "storage-initializer"
 """KServe's init container; its log says what was fetched (``kubectl logs -c``)."""
 PORT_ANNOTATION = "emulator.harness.dev/port"
@@ -189,8 +189,7 @@ class Kubelet(Controller):
         if pod is None or pod["metadata"]["uid"] != rt.uid:
             return
         status = dict(pod.get("status") or {})
-        was_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                        for c in status.get("conditions") or [])
+        was_ready = condition_is(pod, "Ready")
         status.update(change)
         if conditions:
             prev = status.get("conditions") or []
@@ -213,7 +212,7 @@ class Kubelet(Controller):
             if now_ready != was_ready:
                 self.truth.add("pod-ready" if now_ready else "pod-unready", rt.namespace,
                                rt.name, revision=(pod["metadata"].get("labels") or {}).get(
-                                   "serving.knative.dev/revision", ""))
+                                   REVISION_LABEL, ""))
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any],
                           ready: bool, restarts: int = 0,
@@ -241,11 +240,11 @@ class Kubelet(Controller):
 
     async def _start(self, rt: PodRuntime, pod: dict[str, Any]) -> None:
         spec = pod.get("spec") or {}
-        uri = (pod["metadata"].get("annotations") or {}).get(SOURCE_URI)
+        uri = (pod["metadata"].get("annotations") or {}).get(STORAGE_URI_ANNOTATION)
         has_init = bool(uri)
         self._patch_status(rt, {"phase": "Pending", "hostIP": "127.0.0.1",
                                 "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-                                "startTime": now_rfc3339()},
+                                "startTime": format_time()},
                            {"Initialized": ("False" if has_init else "True",
                                             "ContainersNotInitialized" if has_init else ""),
                             "ContainersReady": ("False", "ContainersNotReady"),
@@ -259,7 +258,7 @@ class Kubelet(Controller):
         model_dir = SAMPLE_MODEL_DIR
         if uri:
             model_dir = pod_dir / "models"
-            started = now_rfc3339()
+            started = format_time()
             init_log = podlogs.start_instance(self.workdir, rt.namespace, rt.name,
                                               INIT_CONTAINER)
             podlogs.append(init_log, "stderr", [
@@ -277,7 +276,7 @@ class Kubelet(Controller):
                     "state": {"terminated": {"exitCode": 1, "reason": "Error",
                                              "message": str(exc)[:500],
                                              "startedAt": started,
-                                             "finishedAt": now_rfc3339()}}}]},
+                                             "finishedAt": format_time()}}}]},
                     {"Initialized": ("False", "ContainersNotInitialized")})
                 record_event(self.store, pod, "Warning", "Failed",
                              f"storage-initializer: {exc}", COMPONENT)
@@ -285,7 +284,7 @@ class Kubelet(Controller):
             self._patch_status(rt, {"initContainerStatuses": [{
                 "name": INIT_CONTAINER, "ready": True, "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                                         "startedAt": started, "finishedAt": now_rfc3339()}}}]},
+                                         "startedAt": started, "finishedAt": format_time()}}}]},
                 {"Initialized": ("True", "")})
         container = (spec.get("containers") or [{}])[0]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -338,7 +337,7 @@ class Kubelet(Controller):
         self.store.patch("pods", rt.name, {"metadata": {"annotations": {
             PORT_ANNOTATION: str(rt.port)}}}, namespace=rt.namespace)
         fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
-        started = now_rfc3339()
+        started = format_time()
         self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
             fresh, {"running": {"startedAt": started}}, False, restarts,
             rt.last_terminated)})
@@ -364,7 +363,7 @@ class Kubelet(Controller):
             log.warning("kubelet: %s/%s exited with %s: %s", rt.namespace, rt.name, code,
                         " | ".join(list(rt.output)[-5:]))
             rt.last_terminated = {"exitCode": code, "reason": "Error",
-                                  "startedAt": started, "finishedAt": now_rfc3339()}
+                                  "startedAt": started, "finishedAt": format_time()}
             self._patch_status(rt, {"containerStatuses": self._container_status(
                 fresh, {"terminated": rt.last_terminated}, False, restarts + 1,
                 rt.last_terminated)},

@@ -19,11 +19,11 @@ from collections.abc import Hashable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils import parse_quantity
-
+from harness.emulator.api.selectors import node_requirement
 from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
-from harness.emulator.controllers.base import Controller, condition, now_rfc3339
+from harness.emulator.controllers.base import Controller, condition
+from harness.objects import format_time, get_condition, parse_quantity
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ SCHEDULER_NAME = "default-scheduler"
 _AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 _TAINT = "node(s) had untolerated taint {%s}"
 _NOT_READY = "node(s) were unschedulable"
-
-
-def quantity(value: Any) -> Decimal:
-    return Decimal(parse_quantity(value))
 
 
 def pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
@@ -45,38 +41,20 @@ def pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
         res = c.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         for name, value in merged.items():
-            total[name] = total.get(name, Decimal(0)) + quantity(value)
+            total[name] = total.get(name, Decimal(0)) + parse_quantity(value)
     for c in spec.get("initContainers") or []:  # init containers run one at a time
         res = c.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         for name, value in merged.items():
-            v = quantity(value)
+            v = parse_quantity(value)
             if v > total.get(name, Decimal(0)):
                 total[name] = v
     return total
 
 
 def _expression_matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
-    key, op = expr.get("key", ""), expr.get("operator", "")
-    values = [str(v) for v in expr.get("values") or []]
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in values
-    if op == "NotIn":
-        return not present or labels[key] not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        if not present or len(values) != 1:
-            return False
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
+    req = node_requirement(expr)
+    return req is not None and req.matches(labels)
 
 
 def _field_matches(expr: dict[str, Any], node: dict[str, Any]) -> bool:
@@ -143,10 +121,8 @@ def untolerated_taint(pod: dict[str, Any], node: dict[str, Any]) -> dict[str, An
 def _node_ready(node: dict[str, Any]) -> bool:
     if (node.get("spec") or {}).get("unschedulable"):
         return False
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return True
+    ready = get_condition(node, "Ready")
+    return ready is None or ready.get("status") == "True"
 
 
 def filter_node(pod: dict[str, Any], node: dict[str, Any], used: dict[str, Decimal],
@@ -166,7 +142,7 @@ def filter_node(pod: dict[str, Any], node: dict[str, Any], used: dict[str, Decim
     for name, want in sorted(pod_requests(pod).items()):
         if want <= 0:
             continue
-        have = quantity(allocatable[name]) if name in allocatable else Decimal(0)
+        have = parse_quantity(allocatable[name]) if name in allocatable else Decimal(0)
         if used.get(name, Decimal(0)) + want > have:
             return "Too many pods" if name == "pods" else f"Insufficient {name}"
     return None
@@ -190,7 +166,7 @@ def choose_node(pod: dict[str, Any], nodes: list[dict[str, Any]],
         reason = filter_node(pod, node, used.get(name, {}), ignore_affinity=ignore_affinity)
         if reason is None:
             alloc = (node.get("status") or {}).get("allocatable") or {}
-            cpu = quantity(alloc.get("cpu", "0")) or Decimal(1)
+            cpu = parse_quantity(alloc.get("cpu", "0")) or Decimal(1)
             load = used.get(name, {}).get("cpu", Decimal(0)) / cpu
             fits.append((load, name))
         else:
@@ -293,7 +269,7 @@ def record_event(store: Store, obj: dict[str, Any], type_: str, reason: str, mes
                  component: str) -> None:
     """A core/v1 Event about ``obj`` (best effort: a closing namespace refuses it)."""
     meta = obj["metadata"]
-    now = now_rfc3339()
+    now = format_time()
     body = {
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
         "involvedObject": {"kind": obj.get("kind", "Pod"), "apiVersion": obj.get("apiVersion",
