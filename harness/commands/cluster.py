@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _kind(args: argparse.Namespace) -> int:
-    from harness import kind
+    import harness.kind as kind
 
     name = args.name or "harness"
     if args.action == "down":

@@ -31,9 +31,9 @@ from typing import TextIO
 
 import yaml
 
+import harness.kind.manifests as m
 from harness.errors import UserError
 from harness.files import data_root
-from harness.kind import manifests as m
 from harness.kind.config import (
     GPU_TAINT,
     default_cluster_file,
@@ -137,7 +137,7 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
                     kubectl("wait", "--for=condition=Available", "deployment", "--all",
                             "-n", ns, f"--timeout={WAIT_DEPLOYMENTS}"))
 
-    def merge_patch(cm: str, ns: str, patch: object, what: str) -> Step:
+    def patch_configmap(cm: str, ns: str, patch: object, what: str) -> Step:
         return Step(what, kubectl("patch", "configmap", cm, "-n", ns, "--type=merge",
                                   "-p", m.dumps(patch)))
 
@@ -179,19 +179,19 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
              kubectl("apply", "-f", v.knative_core), retries=2),
         Step(f"Install Kourier {v.net_kourier} (net-kourier)",
              kubectl("apply", "-f", v.kourier_manifest), retries=2),
-        merge_patch("config-network", m.KNATIVE_NAMESPACE, m.network_patch(),
+        patch_configmap("config-network", m.KNATIVE_NAMESPACE, m.network_patch(),
                     "Make Kourier Knative's ingress (config-network ingress-class)"),
-        merge_patch("config-domain", m.KNATIVE_NAMESPACE, m.domain_patch(),
+        patch_configmap("config-domain", m.KNATIVE_NAMESPACE, m.domain_patch(),
                     f"Serve routes under {m.DOMAIN} (config-domain)"),
-        merge_patch("config-deployment", m.KNATIVE_NAMESPACE, m.deployment_patch(),
+        patch_configmap("config-deployment", m.KNATIVE_NAMESPACE, m.deployment_patch(),
                     "Skip tag resolution for Docker Hub names, so kind-loaded images run "
                     "(config-deployment)"),
-        merge_patch(FEATURES_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": FEATURES},
+        patch_configmap(FEATURES_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": FEATURES},
                     "Enable the podspec flags nodeSelector, affinity and tolerations "
                     "(config-features): Knative 1.21 defaults them to disabled and its "
                     "webhook would refuse the Knative Service KServe makes of cpu-small "
                     "(nodeSelector) and gpu-rtx5000 (affinity, tolerations)"),
-        merge_patch(OBSERVABILITY_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": OBSERVABILITY},
+        patch_configmap(OBSERVABILITY_CONFIGMAP, m.KNATIVE_NAMESPACE, {"data": OBSERVABILITY},
                     "Export the autoscaler's metrics in Prometheus format "
                     "(config-observability metrics-protocol: prometheus): Knative 1.19+ "
                     "defaults to none, and kn_revision_panic_mode is the panic gauge"),
@@ -215,7 +215,7 @@ def plan_up(name: str = DEFAULT_NAME, *, profile: str | Path | None = None,
         Step(f"Wait for {KSERVE_CONTROLLER} to be Available",
              kubectl("wait", "--for=condition=Available", f"deployment/{KSERVE_CONTROLLER}",
                      "-n", m.KSERVE_NAMESPACE, f"--timeout={WAIT_DEPLOYMENTS}")),
-        merge_patch("inferenceservice-config", m.KSERVE_NAMESPACE,
+        patch_configmap("inferenceservice-config", m.KSERVE_NAMESPACE,
                     m.kserve_config_patch(v.kserve_deployment_mode),
                     f"Set KServe's default deployment mode to {v.kserve_deployment_mode}, "
                     "without an Istio VirtualService (inferenceservice-config)"),

@@ -70,7 +70,7 @@ def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
     """Check id -> :class:`~harness.checks.Verdict` for one recorded configuration."""
-    from harness import checks as C
+    import harness.checks as C
     from harness.profiles import load_profile
     from harness.resolve import resolve
 
