@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import pandas as pd
 
@@ -37,8 +37,21 @@ from harness.files import data_path
 from harness.kpa.simulate import COLUMNS
 from harness.params import KPAParams
 
-if TYPE_CHECKING:
-    from harness.kpa.scenario import Scenario
+
+class ScenarioInput(Protocol):
+    """What the upstream engine reads of a :class:`harness.kpa.scenario.Scenario` (a
+    protocol, so that this module does not import the one that dispatches to it)."""
+
+    params: KPAParams
+    load: tuple[float, ...]
+    initial_ready: int
+    fresh: bool
+    hold_ready: bool
+    pod_startup: float
+    history: float | None
+    until: float | None
+    where: str
+
 
 __all__ = [
     "UPSTREAM_DIR",
@@ -203,7 +216,7 @@ def knative_knobs(params: KPAParams) -> tuple[dict[str, str], dict[str, str], in
 
 
 def oracle_input(
-    scenario: Scenario,
+    scenario: ScenarioInput,
     *,
     id: Any = None,
     config: Mapping[str, Any] | None = None,
@@ -292,7 +305,7 @@ def frame(columns: Mapping[str, list[Any]]) -> pd.DataFrame:
     return pd.DataFrame({c: columns[c] for c in COLUMNS}, columns=list(COLUMNS))
 
 
-def simulate_upstream(scenario: Scenario, **knobs: Any) -> pd.DataFrame:
+def simulate_upstream(scenario: ScenarioInput, **knobs: Any) -> pd.DataFrame:
     """One scenario through the upstream engine (see :func:`oracle_input` for ``knobs``)."""
     (answer,) = list(run_many([oracle_input(scenario, id=0, **knobs)]))
     if "error" in answer:
