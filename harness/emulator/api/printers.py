@@ -1,7 +1,7 @@
 """Server-side printing: the ``meta.k8s.io/v1`` Table a real API server answers when a
 client sends ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` (``kubectl get``).
 
-Columns are data: each :class:`~harness.emulator.resources.ResourceType` carries a tuple
+Columns are data: each :class:`~harness.emulator.api.registry.ResourceType` carries a tuple
 of :class:`Column` (name, type, priority and either a CRD-style ``json_path`` or a
 ``value`` function of the object). Built-in kinds get the cells kube-apiserver's printers
 compute (``pkg/printers/internalversion/printers.go``: a pod's READY ``1/1``, STATUS from
