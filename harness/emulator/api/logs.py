@@ -19,10 +19,10 @@ from typing import Any
 from aiohttp import web
 
 from harness.emulator.api.podlogs import LogQuery, log_path, read_lines, same_file
-from harness.emulator.api.printers import parse_time
 from harness.emulator.api.query import parse_bool, parse_int
 from harness.emulator.api.status import ApiError, bad_request
 from harness.emulator.api.store import Store
+from harness.objects import parse_time
 
 FOLLOW_POLL_S = 0.2
 

@@ -16,12 +16,12 @@ columns does. Wide (priority 1) columns are always computed; kubectl hides them 
 from __future__ import annotations
 
 import time
-from calendar import timegm
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator.api.jsonpath import compile_path, find
+from harness.objects import condition_is, get_condition, parse_time
 
 NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, "
             "although some resources may allow a client to request the generation of an "
@@ -101,15 +101,6 @@ def _json_cell(ctype: str, value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- time
-
-
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return None
 
 
 def human_duration(seconds: float) -> str:
@@ -220,9 +211,8 @@ def pod_summary(pod: Obj) -> tuple[str, str, str]:
     last_restart: float | None = None
     ready = 0
     reason = status.get("reason") or status.get("phase") or ""
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
+    if (get_condition(pod, "PodScheduled") or {}).get("reason") == "SchedulingGated":
+        reason = "SchedulingGated"
 
     def note_restart(cs: Obj) -> None:
         nonlocal last_restart
@@ -252,8 +242,7 @@ def pod_summary(pod: Obj) -> tuple[str, str, str]:
             reason = f"Init:{i}/{len(init_specs)}"
         initializing = True
         break
-    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
-                      for c in status.get("conditions") or [])
+    initialized = condition_is(pod, "Initialized")
     if not initializing or initialized:
         restarts = 0
         has_running = False
@@ -273,8 +262,7 @@ def pod_summary(pod: Obj) -> tuple[str, str, str]:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
-            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                            for c in status.get("conditions") or [])
+            pod_ready = condition_is(pod, "Ready")
             reason = "Running" if pod_ready else "NotReady"
     if _get(pod, "metadata", "deletionTimestamp"):
         if status.get("reason") == "NodeLost":
