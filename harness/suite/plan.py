@@ -89,9 +89,10 @@ def isvc_params(p: KPAParams, service: Service) -> KPAParams:
     suites pass the resolved parameters of the deployed service instead, which already
     have them)."""
     from harness.knobs import parse_annotations
-    from harness.suite.case import load_isvc, merge
+    from harness.objects import merge_patch
+    from harness.suite.case import load_isvc
 
-    doc = merge(load_isvc(service.source), service.patch)
+    doc = merge_patch(load_isvc(service.source), service.patch)
     pred = (doc.get("spec") or {}).get("predictor") or {}
     changes: dict[str, Any] = {}
     for key, name in (("minReplicas", "min_scale"), ("maxReplicas", "max_scale"),

@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.suite.schedule import run_dir_of
+
 if TYPE_CHECKING:
     from harness.checks.verdict import Verdict
     from harness.load.result import LoadResult
@@ -234,10 +236,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _needs(item: pytest.Item) -> str:
     needs = dict(item.user_properties).get("needs_s")
     return "" if needs is None else f" (needs about {needs} s with this profile)"
-
-
-def run_dir_of(config: pytest.Config) -> Path:
-    return Path(config.option.hx_report_dir).resolve() / str(config.option.hx_run_id)
 
 
 # ----------------------------------------------------------------------------- results

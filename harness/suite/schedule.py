@@ -24,6 +24,12 @@ DEFAULT_EXPECTED_S = 60.0
 """A test without ``needs_time`` is planned at this."""
 
 
+def run_dir_of(config: Any) -> Path:
+    """The run's folder (``--report-dir``/``--run-id``) of a pytest config: where the plan,
+    the case parts and the report go."""
+    return Path(config.option.hx_report_dir).resolve() / str(config.option.hx_run_id)
+
+
 def write_plan(run_dir: Path, expected: Mapping[str, float]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / PLAN
@@ -95,8 +101,6 @@ class LongestFirst:
                 if not self.collection:
                     return
                 self.maxschedchunk = len(self.collection)
-                from harness.suite.plugin import run_dir_of
-
                 plan = read_plan(run_dir_of(config))
                 expected = [plan.get(nodeid, DEFAULT_EXPECTED_S) for nodeid in self.collection]
                 for node, part in zip(self.nodes, assign(expected, len(self.nodes)),
