@@ -157,7 +157,7 @@ def _refuse_running(state_file: Path) -> None:
 
 def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
     from harness.emulator.api.process import run_until_signal
-    from harness.upstream.cluster import UpstreamCluster, check_host
+    from harness.upstream.control_plane import UpstreamCluster, check_host
 
     if args.mutation or args.port:
         raise UserError("--mutation and --port go with --local")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from harness.emulator.cluster_config import ClusterConfig, node_object
+from harness.objects import format_time
 
 LEASE_S = 40
 RENEW_S = 10.0
@@ -29,10 +30,6 @@ RUN_LABEL = "harness.kserve.dev/upstream-run"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _rfc3339(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _micro(t: dt.datetime) -> str:
@@ -88,7 +85,7 @@ class NodeAgent:
     # ------------------------------------------------------------ registration
 
     def register(self) -> None:
-        now = _rfc3339(_now())
+        now = format_time()
         for spec in self.cluster.nodes:
             body = node_for_agent(spec, self.run_id, now, self.address, self.port)
             r = self.client.post("/api/v1/nodes", json=body)
@@ -101,7 +98,7 @@ class NodeAgent:
 
     def post_status(self, name: str) -> None:
         spec = next(n for n in self.cluster.nodes if n.name == name)
-        now = _rfc3339(_now())
+        now = format_time()
         status = node_for_agent(spec, self.run_id, now, self.address, self.port)["status"]
         r = self.client.patch(f"/api/v1/nodes/{name}/status", json={"status": status},
                               headers={"Content-Type": "application/strategic-merge-patch+json"})

@@ -14,7 +14,6 @@ Terminating forever.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 from collections.abc import Iterable
@@ -26,12 +25,9 @@ import httpx
 from harness.nodeagent.images import Image, ImageNotFound, load_table, resolve
 from harness.nodeagent.network import Network
 from harness.nodeagent.runtime import PodRunner
+from harness.objects import format_time
 
 SCHEDULED = "spec.nodeName!="
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cond(type_: str, status: bool, now: str, reason: str | None = None,
@@ -48,7 +44,7 @@ def _cond(type_: str, status: bool, now: str, reason: str | None = None,
 def image_pull_failed_status(pod: dict[str, Any], container: str, message: str,
                              host_ip: str) -> dict[str, Any]:
     """Kubelet's status of a pod whose container image cannot be pulled."""
-    now = _now()
+    now = format_time()
     spec = pod["spec"]
     inits = [c["name"] for c in spec.get("initContainers", [])]
     names = [c["name"] for c in spec["containers"]]
@@ -227,7 +223,7 @@ class PodAgent:
 
     def _event(self, pod: dict[str, Any], container: str, reason: str, message: str) -> None:
         meta = pod["metadata"]
-        now = _now()
+        now = format_time()
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],

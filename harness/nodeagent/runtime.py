@@ -16,7 +16,6 @@ sends SIGTERM to each container's process group, SIGKILL after
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import socket
@@ -34,13 +33,10 @@ import httpx
 from harness.nodeagent.childproc import die_with_parent, run_env
 from harness.nodeagent.images import Image
 from harness.nodeagent.network import Network, PodNet
+from harness.objects import format_time
 
 PROBE_AGENT = "kube-probe/1.34"
 BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EnvError(RuntimeError):
@@ -107,7 +103,7 @@ class PodRunner:
         self._thread = threading.Thread(target=self._main, name=f"pod {self.key}",
                                         daemon=True)
         self._reported: Any = None
-        self.start_time = now()
+        self.start_time = format_time()
 
     def start(self) -> PodRunner:
         self._thread.start()
@@ -201,7 +197,7 @@ class PodRunner:
             log = self.dir / f"{spec['name']}.log"
             attempt = 0
             while not self.terminating.is_set():
-                started = now()
+                started = format_time()
                 try:
                     proc = self._spawn(spec, image, log)
                 except EnvError as exc:
@@ -214,7 +210,7 @@ class PodRunner:
                     return False
                 code = proc.wait()
                 term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                        "startedAt": started, "finishedAt": now()}
+                        "startedAt": started, "finishedAt": format_time()}
                 status = {"name": spec["name"], "image": spec["image"], "imageID": "",
                           "ready": code == 0, "restartCount": attempt,
                           "started": False, "state": {"terminated": term}}
@@ -275,7 +271,7 @@ class PodRunner:
             self._post_event("Warning", "Failed", f"Error: {exc}")
             c.next_start = time.monotonic() + BACKOFF_S[0]
             return
-        c.started_at = now()
+        c.started_at = format_time()
         c.t0 = time.monotonic()
         c.ready = not c.spec.get("readinessProbe")
         c.probe_due = {}
@@ -286,7 +282,7 @@ class PodRunner:
         assert c.proc is not None
         code = c.proc.wait()
         c.last_exit = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                       "startedAt": c.started_at, "finishedAt": now()}
+                       "startedAt": c.started_at, "finishedAt": format_time()}
         c.proc, c.ready = None, False
         if policy == "Always" or (policy == "OnFailure" and code != 0):
             delay = BACKOFF_S[min(c.restarts, len(BACKOFF_S) - 1)]
@@ -460,7 +456,7 @@ class PodRunner:
             changed = was is None or was.get("status") != ("True" if ok else "False")
             cond: dict[str, Any] = {"type": t, "status": "True" if ok else "False",
                                     "lastProbeTime": None,
-                                    "lastTransitionTime": now() if changed else
+                                    "lastTransitionTime": format_time() if changed else
                                     was.get("lastTransitionTime")}
             if not ok and reason:
                 cond.update(reason=reason, message=message)
@@ -476,7 +472,7 @@ class PodRunner:
             self._reported = key
 
     def _post_event(self, type_: str, reason: str, message: str) -> None:
-        t = now()
+        t = format_time()
         self.client.post(f"/api/v1/namespaces/{self.ns}/events", json={
             "metadata": {"generateName": f"{self.name}.", "namespace": self.ns},
             "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": self.name,
