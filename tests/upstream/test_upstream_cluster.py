@@ -211,12 +211,18 @@ def test_model_server_deployment_serves_from_every_replica(upstream: Any) -> Non
         upstream.kubectl("apply", "-n", ns, "-f", "-", input=docs)
         replicas = ready_pods(upstream, ns, "model", 2)
         upstream.kubectl("rollout", "status", "-n", ns, "deployment/model", "--timeout=60s")
-        # the real endpoint controllers publish both replicas' addresses
-        slices = upstream.json("get", "endpointslices", "-n", ns, "-l",
-                               "kubernetes.io/service-name=model")["items"]
-        addresses = {a for s in slices for e in s["endpoints"] for a in e["addresses"]
+        # the real endpoint controllers publish both replicas' addresses (eventually: the
+        # EndpointSlice controller syncs a Service after its pods' Ready changes, not with it)
+        want = {p["status"]["podIP"] for p in replicas}
+
+        def published() -> set[str]:
+            slices = upstream.json("get", "endpointslices", "-n", ns, "-l",
+                                   "kubernetes.io/service-name=model")["items"]
+            ready = {a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]
                      if e["conditions"].get("ready")}
-        assert addresses == {p["status"]["podIP"] for p in replicas}
+            return ready if ready == want else set()
+        addresses = _until(f"EndpointSlice with the ready addresses {sorted(want)}", published,
+                           timeout=30)
         for ip in addresses:
             assert ip.startswith("198.18.")
         # another pod asks each endpoint; each answer names its replica
