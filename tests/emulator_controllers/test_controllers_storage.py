@@ -25,24 +25,6 @@ ISVC = "serving.kserve.io/inferenceservices"
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server._server.server_port}"  # noqa: SLF001
-        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
-        client.create_bucket(Bucket="models")
-        client.put_object(Bucket="models", Key="linear/v1/model.json", Body=MODEL.read_bytes())
-        yield url
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("www")
     (root / "linear" / "v1").mkdir(parents=True)
