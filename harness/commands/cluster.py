@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.nodeagent.childproc import pid_alive
 
 _DOWN_WAIT_S = 60.0  # the upstream cluster stops its processes one by one
 
@@ -112,7 +113,7 @@ def _up_local(args: argparse.Namespace, state_dir: Path, state_file: Path) -> in
     from harness.emulator.local_cluster import profile_config, serve
 
     existing = read_state(state_file)
-    if existing is not None and _alive(int(existing.get("pid", 0))):
+    if existing is not None and pid_alive(int(existing.get("pid", 0))):
         raise UserError(f"a local cluster is already running at {existing['url']} (pid "
                         f"{existing['pid']}); stop it with 'harness cluster down'")
     load_cluster_config(args.config)  # fail early, with the file and key named
@@ -150,7 +151,7 @@ def _refuse_running(state_file: Path) -> None:
     from harness.emulator.api.process import read_state
 
     existing = read_state(state_file)
-    if existing is not None and _alive(int(existing.get("pid", 0))):
+    if existing is not None and pid_alive(int(existing.get("pid", 0))):
         raise UserError(f"a cluster is already running at {existing['url']} (pid "
                         f"{existing['pid']}); stop it with 'harness cluster down'")
 
@@ -185,16 +186,6 @@ def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) ->
     print("harness cluster: stopped", flush=True)
     return 0
 
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -214,7 +205,7 @@ def _down(state_file: Path) -> int:
         print("harness cluster: no cluster is running", flush=True)
         return 0
     pid = int(state.get("pid", 0))
-    if not _alive(pid) or not _looks_like_ours(pid):
+    if not pid_alive(pid) or not _looks_like_ours(pid):
         state_file.unlink(missing_ok=True)
         print("harness cluster: the recorded cluster is gone; cleaned up its state file",
               flush=True)
@@ -222,7 +213,7 @@ def _down(state_file: Path) -> int:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + _DOWN_WAIT_S
     while time.monotonic() < deadline:
-        if not _alive(pid) or not state_file.exists():
+        if not pid_alive(pid) or not state_file.exists():
             print(f"harness cluster: stopped the cluster at {state['url']}", flush=True)
             return 0
         time.sleep(0.1)

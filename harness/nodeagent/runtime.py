@@ -17,7 +17,6 @@ sends SIGTERM to each container's process group, SIGKILL after
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from harness.nodeagent.childproc import die_with_parent, run_env
+from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
 from harness.nodeagent.images import Image
 from harness.nodeagent.network import Network, PodNet
 from harness.objects import format_time
@@ -376,18 +375,7 @@ class PodRunner:
         proc = c.proc
         if proc is None or proc.poll() is not None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(proc, grace_s)
         proc.wait()
 
     def _stop_all(self) -> None:

@@ -12,7 +12,6 @@ the kernel when the supervising thread dies (``PR_SET_PDEATHSIG``), so a ``kill 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.nodeagent.childproc import die_with_parent, run_env
+from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
 
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -139,7 +138,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         for name in reversed(self._order):
             child = self._children[name]
-            _stop_group(child.proc, child.spec.grace_s)
+            stop_group(child.proc, child.spec.grace_s)
 
     def stop(self) -> None:
         """Stop every child (reverse start order: SIGTERM, SIGKILL after its grace)."""
@@ -147,20 +146,3 @@ class Supervisor:
             self._stopping.set()
             self._wake.notify_all()
         self._thread.join()
-
-
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its group
-    except ProcessLookupError:
-        pass
-    proc.wait()

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.nodeagent.childproc import OWNER_ENV, RUN_ENV
+from harness.nodeagent.childproc import OWNER_ENV, RUN_ENV, pid_alive
 from harness.upstream.build import cache_root
 
 
@@ -37,14 +37,6 @@ def register(run_id: str, run_dir: Path) -> Path:
 def unregister(run_id: str) -> None:
     (runs_dir() / f"{run_id}.json").unlink(missing_ok=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -55,7 +47,7 @@ def live_runs() -> set[str]:
             pid = int(json.loads(f.read_text())["pid"])
         except (OSError, ValueError, KeyError):
             continue
-        if _alive(pid):
+        if pid_alive(pid):
             live.add(f.stem)
     return live
 
@@ -94,7 +86,7 @@ def sweep(*, dry_run: bool = False) -> SweepResult:
 
     result = SweepResult()
     procs = run_processes()
-    live = live_runs() | {run for run, owner in procs.values() if owner > 0 and _alive(owner)}
+    live = live_runs() | {run for run, owner in procs.values() if owner > 0 and pid_alive(owner)}
     for pid, (run, _owner) in sorted(procs.items()):
         if run in live or pid == os.getpid():
             continue
@@ -121,7 +113,7 @@ def sweep(*, dry_run: bool = False) -> SweepResult:
     if os.geteuid() == 0 and shutil.which("ip"):
         for run in sorted(network.runs_on_host() - live):
             owner = network.bridge_owner(run)
-            if owner > 0 and _alive(owner):
+            if owner > 0 and pid_alive(owner):
                 continue  # starting up (no process yet) or running: its owner is alive
             if dry_run:
                 result.network += [f"netns {n}" for n in network.run_netns(run)]
