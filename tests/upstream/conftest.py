@@ -4,10 +4,17 @@ in a child process (as a user runs it), its kubeconfig, ``kubectl``, and on the 
 
 Opt-in (``HARNESS_UPSTREAM=1``, e.g. ``make test-upstream``): it needs root, Linux and the
 built control plane (``make upstream``); without the variable the folder is skipped.
+
+One upstream cluster runs per host (198.18.0.0/15 and kube-proxy's nftables tables are
+host-wide), so the session first takes the host's lock file :data:`HOST_LOCK` and waits up
+to ``HARNESS_UPSTREAM_LOCK_WAIT`` seconds (default 1800) for another test session to finish.
+Take the same lock around a hand-run cluster: ``flock /tmp/harness-upstream.lock harness
+cluster up --upstream``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +31,8 @@ import pytest
 from harness.upstream.sweep import run_processes
 
 UP_TIMEOUT_S = float(os.environ.get("HARNESS_UPSTREAM_UP_TIMEOUT", "300"))
+HOST_LOCK = Path("/tmp/harness-upstream.lock")
+LOCK_WAIT_S = float(os.environ.get("HARNESS_UPSTREAM_LOCK_WAIT", "1800"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -62,7 +71,27 @@ def _harness(*args: str, **kw: Any) -> subprocess.Popen[str]:
 
 
 @pytest.fixture(scope="session")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+def host_lock() -> Iterator[None]:
+    """The host's one upstream-cluster slot, held for the whole test session."""
+    with HOST_LOCK.open("a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another upstream cluster held {HOST_LOCK} for "
+                                f"{LOCK_WAIT_S:.0f} s")
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory, host_lock: None) -> Iterator[Upstream]:
     state_dir = tmp_path_factory.mktemp("upstream-state")
     log = (state_dir.parent / "cluster-up.log").open("w")
     proc = _harness("cluster", "up", "--upstream", "--state-dir", str(state_dir),
