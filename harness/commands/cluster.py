@@ -53,6 +53,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--profile", default=None,
                     help="profile whose config-autoscaler the cluster starts with (e.g. "
                          "fast; default: Knative's defaults)")
+    up.add_argument("--serving", action="store_true",
+                    help="with --upstream: install Knative Serving and KServe as their "
+                         "releases do (objects read from the Go module cache, controllers "
+                         "from the upstream build) and wait until they run")
     up.add_argument("--mutation", action="append", default=[], metavar="NAME",
                     help="make the emulated cluster misbehave in one documented way "
                          "(repeatable; --local only): "
@@ -86,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         from harness.emulator.mutations import check_names
 
         check_names(mutations)
+    if getattr(args, "serving", False) and not args.upstream:
+        raise UserError("--serving goes with --upstream (--kind installs Knative and KServe "
+                        "itself; --local emulates them)")
     if args.kind:
         return _kind(args)
     if args.name is not None or args.dry_run:
@@ -165,7 +172,8 @@ def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) ->
     check_host()
     _refuse_running(state_file)
     kubeconfig = (args.kubeconfig or state_dir / "kubeconfig").expanduser()
-    cluster = UpstreamCluster(state_dir=state_dir, cluster=args.config, profile=args.profile)
+    cluster = UpstreamCluster(state_dir=state_dir, cluster=args.config, profile=args.profile,
+                              serving=args.serving)
 
     def announce(up: UpstreamCluster) -> None:
         print(f"harness cluster: Kubernetes control plane (upstream) serving at {up.url}, "

@@ -99,11 +99,12 @@ class UpstreamCluster:
     """One run of the real control plane (see the module docstring)."""
 
     def __init__(self, *, state_dir: Path, cluster: str | Path | None = None,
-                 profile: str | Path | None = None,
+                 profile: str | Path | None = None, serving: bool = False,
                  out: Callable[[str], None] | None = None) -> None:
         self.state_dir = state_dir
         self.cluster_file = cluster
         self.profile = profile
+        self.serving = serving
         self.run_id = secrets.token_hex(3)
         self.run_dir = state_dir / f"upstream-{self.run_id}"
         self.out = out or (lambda line: print(line, flush=True))
@@ -170,7 +171,9 @@ class UpstreamCluster:
             self.pods = PodAgent(self.client(), self.agent.node_names, network=self.network,
                                  logs=self.run_dir / "pods", run_id=self.run_id).start()
             self._wait_ready(started)
-            if autoscaler:
+            if self.serving:
+                self._install_serving(autoscaler)
+            elif autoscaler:
                 self._publish_profile(autoscaler)
         except BaseException:
             self.stop()
@@ -334,6 +337,13 @@ class UpstreamCluster:
         assert self.agent is not None
         self._wait(self.agent.all_ready, "the nodes (Ready)",
                    READY_TIMEOUT_S - (time.monotonic() - started))
+
+    def _install_serving(self, autoscaler: dict[str, str]) -> None:
+        """Knative Serving and KServe (:mod:`harness.upstream.serving`), the profile's
+        ``config-autoscaler`` among Knative's ConfigMaps."""
+        from harness.upstream.serving import Installer
+
+        Installer(self.client(), out=self.out, autoscaler=autoscaler).install()
 
     def _publish_profile(self, data: dict[str, str]) -> None:
         """The profile's ``config-autoscaler`` in ``knative-serving``, as ``--local`` has it
