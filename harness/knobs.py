@@ -21,9 +21,9 @@ from typing import Any
 
 from harness.durations import NS_PER_SECOND, DurationError, parse_duration_ns
 from harness.errors import UserError
+from harness.objects import AUTOSCALING_PREFIX as PREFIX
 from harness.params import KPAParams
 
-PREFIX = "autoscaling.knative.dev/"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
 HPA_CLASS = "hpa.autoscaling.knative.dev"
 WINDOW_MIN = 6.0

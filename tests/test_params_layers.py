@@ -1,61 +1,33 @@
-"""The parameter modules stack without a cycle: each imports only the ones below it.
+"""The parameter modules stack without a cycle: each may import only the ones below it.
 
 ``params`` (the record) < ``knobs`` (the key tables) < ``profiles`` < ``findings`` <
-``resolve`` (the resolver), with ``predictions`` beside ``resolve``. Every import counts,
-also one inside a function, so a cycle cannot hide behind a late import.
+``resolve`` (the resolver). The import rule itself lives in one place, the table in
+``docs/architecture.md`` that ``tests/test_import_rule.py`` enforces on every import (late
+ones too); this test checks that the table keeps these layers in their order, so that a
+row widened by mistake cannot let a layer import one above it.
 """
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
-import harness
+from tests.test_import_rule import RULE
 
-PACKAGE = Path(harness.__file__).parent
-
-ALLOWED = {
-    "params": set(),
-    "durations": set(),
-    "errors": set(),
-    "knobs": {"durations", "errors", "params"},
-    "profiles": {"durations", "errors", "knobs", "params", "files"},
-    "findings": {"durations", "knobs", "params", "profiles"},
-    "resolve": {"errors", "findings", "knobs", "params", "profiles", "files"},
-    "predictions": {"kpa", "params"},
-}
+LAYERS = ("params", "knobs", "profiles", "findings", "resolve")
 
 
-def harness_imports(module: str) -> set[str]:
-    """The first component below ``harness`` of every module that ``module`` imports."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-            if node.module == "harness":
-                names = [f"harness.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "harness" and len(parts) > 1:
-                out.add(parts[1])
-    return out
+@pytest.mark.parametrize("index", range(len(LAYERS)), ids=LAYERS)
+def test_a_layer_may_import_only_layers_below_it(index: int) -> None:
+    module = f"harness.{LAYERS[index]}"
+    assert module in RULE, f"{module} has no row in docs/architecture.md's import rule"
+    above = {f"harness.{name}" for name in LAYERS[index:]}
+    assert not RULE[module] & above, (
+        f"docs/architecture.md lets {module} import {sorted(RULE[module] & above)}, "
+        "at or above its layer")
 
 
-@pytest.mark.parametrize("module", sorted(ALLOWED))
-def test_imports_only_downward(module: str) -> None:
-    extra = harness_imports(module) - ALLOWED[module]
-    assert not extra, f"harness.{module} imports {sorted(extra)}, above or beside it"
-
-
-def test_the_checker_sees_a_late_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "late.py").write_text(
-        "def f():\n    from harness.resolve import resolve\n    return resolve\n"
-    )
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path)
-    assert harness_imports("late") == {"resolve"}
+def test_the_check_sees_a_widened_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    widened = {**RULE, "harness.knobs": RULE["harness.knobs"] | {"harness.resolve"}}
+    monkeypatch.setattr(__import__(__name__, fromlist=["RULE"]), "RULE", widened)
+    with pytest.raises(AssertionError, match="at or above"):
+        test_a_layer_may_import_only_layers_below_it(LAYERS.index("knobs"))

@@ -33,6 +33,7 @@ from harness.errors import UserError
 from harness.kpa.scenario import scenario_from_dict
 from harness.kpa.simulate import COLUMNS, simulate_columns
 from harness.kpa.upstream import UPSTREAM_DIR, oracle_input, run_many
+from harness.objects import AUTOSCALING_PREFIX as A
 
 __all__ = [
     "TOLERANCE",
@@ -48,7 +49,6 @@ __all__ = [
 TOLERANCE = 1e-6
 """Absolute (and relative) tolerance on the stable and panic averages."""
 AVERAGES = ("stable", "panic")
-A = "autoscaling.knative.dev/"
 
 
 # --- the generator ----------------------------------------------------------------

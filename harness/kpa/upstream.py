@@ -35,6 +35,7 @@ import pandas as pd
 from harness.errors import UserError
 from harness.files import data_path
 from harness.kpa.simulate import COLUMNS
+from harness.objects import AUTOSCALING_PREFIX as PREFIX
 from harness.params import KPAParams
 
 
@@ -67,7 +68,6 @@ UPSTREAM_DIR = data_path("upstream")
 """The Go module (``go.mod``, ``go.sum``, ``kpaoracle/``): in the checkout, or shipped."""
 PACKAGE = "./kpaoracle"
 BINARY = "kpaoracle"
-PREFIX = "autoscaling.knative.dev/"
 
 
 class UpstreamError(UserError):

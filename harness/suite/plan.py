@@ -33,6 +33,7 @@ from harness.checks.verdict import (
     Budget,
 )
 from harness.kpa.expect import Event, EventTime, at_most, event_time, first_step_down, zero
+from harness.objects import AUTOSCALING_PREFIX
 from harness.params import BUCKET_SIZE, TICK_INTERVAL, KPAParams
 
 __all__ = [
@@ -100,7 +101,7 @@ def isvc_params(p: KPAParams, service: Service) -> KPAParams:
         if key in pred:
             changes[name] = int(pred[key])
     ann = {**((doc.get("metadata") or {}).get("annotations") or {}), **service.annotations}
-    ann = {k: v for k, v in ann.items() if k.startswith("autoscaling.knative.dev/")}
+    ann = {k: v for k, v in ann.items() if k.startswith(AUTOSCALING_PREFIX)}
     if ann:
         changes.update(parse_annotations(ann).values)
     return replace(p, **changes)
