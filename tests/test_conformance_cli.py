@@ -197,3 +197,70 @@ def test_planned_workers_come_from_the_suites_expected_times(tmp_path):
     assert conformance._planned_workers(_args(pytest_args=["-n", "2"]), "coreweave",
                                         tmp_path, console) == 0
     assert conformance._planned_workers(_args(), "fast", tmp_path, console) >= 4
+
+
+def _tagged(tag: str) -> dict[int, str]:
+    """pid -> command line of every process whose environment carries ``tag``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if tag.encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        if cmd and _alive(int(entry.name)):
+            found[int(entry.name)] = cmd
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_conformance_killed_with_sigkill_leaves_no_process(tmp_path):
+    """``kill -9`` of ``harness conformance`` while its suites run: the emulated cluster it
+    started (own session) and pytest with its workers die with it (PR_SET_PDEATHSIG), and
+    so do the emulator's pod processes; nothing of the run is left."""
+    import signal
+    import time
+    import uuid
+
+    tag = f"HARNESS_ORPHAN_TEST={uuid.uuid4().hex}"
+    log = tmp_path / "conformance.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "conformance", "--profile", "fast",
+             "--report-dir", str(tmp_path / "reports"), "--workers", "2",
+             "--progress-every", "1", "--", "-k", "configuration"],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, tag.split("=")[0]: tag.split("=")[1]})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            running = _tagged(tag)
+            cluster = [p for p, c in running.items() if "cluster up --local" in c]
+            workers = [p for p, c in running.items() if "xdist" in c or "execnet" in c
+                       or "-c import sys;exec(eval(sys.stdin.readline()))" in c]
+            if cluster and workers and "progress " in log.read_text(errors="replace"):
+                break  # the cluster is up and a suite is running on a worker
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (running, log.read_text()[-3000:])
+            time.sleep(0.2)
+        assert len(running) >= 4, running   # harness, the cluster, pytest, its workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        left = _tagged(tag)
+        deadline = time.monotonic() + 20
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = _tagged(tag)
+        assert left == {}, f"left running after kill -9 of harness conformance: {left}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _tagged(tag):   # only the processes this test started
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

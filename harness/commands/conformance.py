@@ -18,7 +18,8 @@
    live in a terminal, a plain block every ``--progress-every`` seconds otherwise.
 4. Report: ``<report-dir>/<run-id>/`` (index.html, summary.json with the configuration
    part, junit.xml, timelines, records, tar.gz); its path is printed. The emulator is
-   stopped, also on failure and Ctrl-C.
+   stopped, also on failure and Ctrl-C; a ``kill -9`` of this command takes the emulator
+   and pytest with it (``PR_SET_PDEATHSIG``), their children with them.
 
 Exit codes: 0 every check passed, 1 a check failed (or the run leaked objects), 2 bad
 input (profile, cluster, options, no suite selected), 130 interrupted. (``make
@@ -44,6 +45,7 @@ from rich.table import Table
 from harness.durations import format_duration
 from harness.errors import UserError
 from harness.files import data_path
+from harness.nodeagent.childproc import die_with_parent
 from harness.predictions import predict
 from harness.resolve import Resolved, resolve
 
@@ -248,7 +250,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _local_cluster(args: argparse.Namespace, profile: str, tmp: Path,
                    console: Console) -> Iterator[str | None]:
     """Start ``harness cluster up --local`` as a child (own session, so Ctrl-C reaches
-    pytest first and the suites can still clean up); yield its kubeconfig; stop it."""
+    pytest first and the suites can still clean up; killed by the kernel when this process
+    dies, even by SIGKILL: ``PR_SET_PDEATHSIG``); yield its kubeconfig; stop it."""
     if args.cluster != "local" or args.kubeconfig:
         yield None
         return
@@ -259,7 +262,8 @@ def _local_cluster(args: argparse.Namespace, profile: str, tmp: Path,
             "--kubeconfig", str(kubeconfig), "--state-dir", str(tmp)]
     with log.open("wb") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + CLUSTER_START_S
         while not (state.exists() and kubeconfig.exists()):
@@ -364,7 +368,10 @@ def _drain(proc: subprocess.Popen, display: object, timeout: float) -> None:
 
 
 def _default_sigint() -> None:
+    """pytest's ``preexec_fn``: SIGINT at its default, and SIGKILL from the kernel when
+    this process dies (a ``kill -9`` of ``harness conformance`` leaves no suite running)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent()
 
 
 def _exit_code(pytest_rc: int) -> int:
