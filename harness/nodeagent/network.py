@@ -6,8 +6,13 @@ gateway address 198.18.0.1/16, each pod's namespace ``hxp<R>-<n>`` with the veth
 from 198.18.0.0/16. Pods get no default route: only 198.18.0.0/15 (pods, and Services via
 the gateway) is reachable from a pod, so nothing a pod sends can leave the machine. The
 host gets an ``unreachable 198.18.0.0/15`` route (metric :data:`UNREACHABLE_METRIC`,
-below the bridge's own /16), so a Service address never leaves through the default route.
-kube-proxy's nftables tables go with the last run. The host's existing interfaces and
+below the bridge's own /16), so a Service address never leaves through the default route,
+and a more specific ``198.19.0.0/16 dev hxb<R>`` route: a host-side process (the API
+server calling a webhook Service, our ingress proxying to a Service) gets past connect()
+to a ClusterIP, kube-proxy's OUTPUT chain DNATs it to a pod on the bridge; an address no
+Service holds is only ever ARPed for on the bridge, which has nothing but the pods on it.
+That route is the bridge's (it goes with the link). kube-proxy's nftables tables go with
+the last run. The host's existing interfaces and
 routes are not touched. The bridge's alias records the
 owner's pid, so ``harness gc`` can tell a live run's network from a crashed one's.
 :func:`teardown` (and :func:`sweep_run` for a crashed run) remove every namespace, link
@@ -30,6 +35,7 @@ RESERVED_NET = ipaddress.ip_network("198.18.0.0/15")   # RFC 2544: pods and Serv
 GATEWAY = ipaddress.ip_address("198.18.0.1")
 SERVICE_NET = "198.19.0.0/16"
 DNS_IP = "198.19.0.10"          # the kube-dns Service (kube-proxy sends it to CoreDNS)
+API_SERVICE_IP = "198.19.0.1"   # the kubernetes Service (first address of the range)
 CLUSTER_DOMAIN = "cluster.local"
 UNREACHABLE_METRIC = 4242
 OWNER_ALIAS = "harness-upstream owner="
@@ -101,6 +107,9 @@ class Network:
         Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/forwarding").write_text("1\n")
         ip("route", "replace", "unreachable", str(RESERVED_NET), "metric",
            str(UNREACHABLE_METRIC))
+        # the host reaches Service ClusterIPs through kube-proxy (its OUTPUT DNAT): the
+        # connect() needs a route first; the bridge's own, gone with it
+        ip("route", "replace", SERVICE_NET, "dev", self.bridge, "src", str(GATEWAY))
 
     def add_pod(self, key: str, namespace: str = "default") -> PodNet:
         """A fresh namespace with ``lo`` and ``eth0`` up, an address on the bridge and a

@@ -5,8 +5,9 @@ A :class:`PodRunner` (one thread per pod) takes a pod whose images are all in th
 table, gives it a namespace and an address (:mod:`harness.nodeagent.network`), reports
 it Pending with ``podIP``/``hostIP``/``startTime``, runs the init containers in order
 (each to completion), then starts every container with ``ip netns exec``: its command from
-the table (or the container's ``command``/``args``), its ``env`` (literal values,
-``fieldRef``, ``configMapKeyRef``, ``secretKeyRef``), stdout and stderr to a log file.
+the table (or the container's ``command``/``args``), its ``env`` (the ``kubernetes``
+Service's ``KUBERNETES_SERVICE_*`` as kubelet sets them, literal values, ``fieldRef``,
+``configMapKeyRef``, ``secretKeyRef``), stdout and stderr to a log file.
 Readiness and liveness probes (HTTP GET with kubelet's ``User-Agent: kube-probe/1.34``,
 TCP, exec) decide ``Ready``; a container that exits is restarted per ``restartPolicy``
 with kubelet's doubling back-off (10 s .. 5 min), counted in ``restartCount``. Stopping
@@ -31,11 +32,24 @@ import httpx
 
 from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
 from harness.nodeagent.images import Image
-from harness.nodeagent.network import Network, PodNet
+from harness.nodeagent.network import API_SERVICE_IP, Network, PodNet
 from harness.objects import format_time
 
 PROBE_AGENT = "kube-probe/1.34"
 BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
+
+
+def kubernetes_service_env() -> dict[str, str]:
+    """The ``kubernetes`` Service's variables kubelet gives every container (also with
+    ``enableServiceLinks: false``): what ``rest.InClusterConfig()`` and the Python client's
+    ``load_incluster_config()`` read to find the API server."""
+    host, port = API_SERVICE_IP, "443"
+    url = f"tcp://{host}:{port}"
+    return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": url,
+            f"KUBERNETES_PORT_{port}_TCP": url, f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+            f"KUBERNETES_PORT_{port}_TCP_PORT": port,
+            f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
 
 
 class EnvError(RuntimeError):
@@ -139,7 +153,7 @@ class PodRunner:
     def _env(self, spec: dict[str, Any], image: Image) -> dict[str, str]:
         assert self.net is not None
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.name,
-               "HOME": str(self.dir), **image.env}
+               "HOME": str(self.dir), **image.env, **kubernetes_service_env()}
         for item in spec.get("env") or []:
             if "value" in item:
                 env[item["name"]] = str(item["value"])

@@ -10,8 +10,15 @@ runs it in the foreground exactly like ``--local``. Everything of one run lives 
 ``<state dir>/upstream-<run id>/`` (PKI, kubeconfigs, etcd's data, logs) and is removed on
 stop; every process carries the run id (:mod:`harness.upstream.supervisor`).
 
-Addresses come from 198.18.0.0/15 (RFC 2544, never routed): Services 198.19.0.0/16, the
-API server advertised on 198.18.0.1; it serves on 127.0.0.1 only.
+Addresses come from 198.18.0.0/15 (RFC 2544, never routed): Services 198.19.0.0/16, pods
+198.18.0.0/16. The API server listens on the run's bridge address 198.18.0.1 only (no other
+address) and advertises it, so the ``kubernetes`` Service (198.19.0.1:443) reaches it the
+way it does on a real node: kube-proxy DNATs to the endpoint 198.18.0.1:<secure port>, which
+is where the API server really listens; no extra NAT rule, no ``route_localnet``. Host-side
+clients (the kubeconfig, the components) use the same address: it is local to the host.
+Webhooks are called by ClusterIP (kube-apiserver's default ``ClusterIPServiceResolver``, as
+on kubeadm and kind), through kube-proxy's OUTPUT rules and the run's host route for the
+Service range (:mod:`harness.nodeagent.network`). The other components listen on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ import httpx
 import yaml
 
 from harness.errors import UserError
+from harness.nodeagent.network import API_SERVICE_IP
 from harness.upstream import build, sweep
 from harness.upstream.pki import Pki, make_pki
 from harness.upstream.supervisor import Spec, Supervisor
 
 SERVICE_CIDR = "198.19.0.0/16"
-SERVICE_IP = "198.19.0.1"           # the kubernetes Service (first address of the range)
+SERVICE_IP = API_SERVICE_IP         # the kubernetes Service (first address of the range)
 POD_CIDR = "198.18.0.0/16"
 ADVERTISE_IP = "198.18.0.1"         # the API server's address for pods (the node bridge)
 CLUSTER_DOMAIN = "cluster.local"
@@ -59,9 +67,9 @@ def check_host() -> None:
                             f"{package}: the pods' network and kube-proxy's rules)")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -120,7 +128,7 @@ class UpstreamCluster:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{ADVERTISE_IP}:{self.apiserver_port}"
 
     # ------------------------------------------------------------ lifecycle
 
@@ -225,7 +233,7 @@ class UpstreamCluster:
         assert self.bin is not None and self.pki is not None and self.supervisor is not None
         b, pki, d = self.bin, self.pki, self.run_dir
         etcd_port, peer_port = free_port(), free_port()
-        self.apiserver_port = free_port()
+        self.apiserver_port = free_port(ADVERTISE_IP)   # the run's bridge is up
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         self.supervisor.start(Spec("etcd", [
@@ -237,7 +245,7 @@ class UpstreamCluster:
         self._wait(lambda: _http_ok(f"{etcd_url}/health"), "etcd", 30)
         self.supervisor.start(Spec("kube-apiserver", [
             str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.apiserver_port}",
+            f"--bind-address={ADVERTISE_IP}", f"--secure-port={self.apiserver_port}",
             f"--advertise-address={ADVERTISE_IP}",
             f"--tls-cert-file={pki.apiserver_cert}",
             f"--tls-private-key-file={pki.apiserver_key}",
@@ -250,7 +258,7 @@ class UpstreamCluster:
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-            "--enable-aggregator-routing=true", "--profiling=false"]))
+            "--profiling=false"]))
         admin = self.client()
         self._wait(lambda: _ok(admin, "/readyz"), "kube-apiserver", 60)
         kcm_port, sched_port = free_port(), free_port()
