@@ -194,8 +194,6 @@ def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) ->
     print("harness cluster: stopped", flush=True)
     return 0
 
-    return True
-
 
 def _looks_like_ours(pid: int) -> bool:
     try:

@@ -4,8 +4,11 @@ Each run registers itself in ``<cache>/harness/upstream/runs/<run id>.json`` (th
 the ``harness`` process that owns it and its folder) and every process it starts carries
 ``HARNESS_UPSTREAM_RUN=<run id>`` and its owner's pid in its environment. A run whose
 owner is gone is dead: :func:`sweep` kills its processes (found through
-``/proc/<pid>/environ``) and removes its
-folder and registration. Live runs are never touched.
+``/proc/<pid>/environ``, so also the orphans a crash leaves: a container's own children,
+which ``PR_SET_PDEATHSIG`` does not reach), removes its folder and registration, and its
+network (:func:`harness.nodeagent.network.sweep_run`: namespaces with their mounts, the
+bridge with its routes, and with the last run the unreachable route and kube-proxy's
+nftables tables). Live runs are never touched.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ def register(run_id: str, run_dir: Path) -> Path:
 
 def unregister(run_id: str) -> None:
     (runs_dir() / f"{run_id}.json").unlink(missing_ok=True)
-
-    return True
 
 
 def live_runs() -> set[str]:

@@ -1,6 +1,8 @@
 """A live upstream cluster for the tests in this folder: ``harness cluster up --upstream``
 in a child process (as a user runs it), its kubeconfig, ``kubectl``, and on the way out
-``harness cluster down`` with a check that no process of the run is left.
+``harness cluster down`` with a check that nothing of the run is left
+(:func:`run_leftovers`). Tests marked ``own_cluster`` start their own (:func:`start_upstream`)
+and run first, before the shared one exists.
 
 Opt-in (``HARNESS_UPSTREAM=1``, e.g. ``make test-upstream``): it needs root, Linux and the
 built control plane (``make upstream``); without the variable the folder is skipped.
@@ -19,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,16 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from upstream_run import harness_cli, run_leftovers, start_upstream
 
-from harness.upstream.sweep import run_processes
-
-UP_TIMEOUT_S = float(os.environ.get("HARNESS_UPSTREAM_UP_TIMEOUT", "300"))
 HOST_LOCK = Path("/tmp/harness-upstream.lock")
 LOCK_WAIT_S = float(os.environ.get("HARNESS_UPSTREAM_LOCK_WAIT", "1800"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "own_cluster: starts and ends its own upstream "
+                            "cluster (runs before the session's shared one is started)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("HARNESS_UPSTREAM") == "1":
+        # one cluster per host: the tests with their own run before the shared one starts
+        items.sort(key=lambda item: item.get_closest_marker("own_cluster") is None)
         return
     skip = pytest.mark.skip(reason="needs a live upstream cluster: HARNESS_UPSTREAM=1 "
                                    "(make test-upstream; root, Linux, Go)")
@@ -66,10 +72,6 @@ class Upstream:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
 
-def _harness(*args: str, **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], text=True, **kw)
-
-
 @pytest.fixture(scope="session")
 def host_lock() -> Iterator[None]:
     """The host's one upstream-cluster slot, held for the whole test session."""
@@ -93,35 +95,13 @@ def host_lock() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory, host_lock: None) -> Iterator[Upstream]:
     state_dir = tmp_path_factory.mktemp("upstream-state")
-    log = (state_dir.parent / "cluster-up.log").open("w")
-    proc = _harness("cluster", "up", "--upstream", "--state-dir", str(state_dir),
-                    stdout=log, stderr=subprocess.STDOUT)
-    state_file = state_dir / "state.json"
-    deadline = time.monotonic() + UP_TIMEOUT_S
-    while not state_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("harness cluster up --upstream did not come up: "
-                        + Path(log.name).read_text()[-3000:])
-        time.sleep(0.5)
-    state = json.loads(state_file.read_text())
+    proc, state = start_upstream(state_dir)
     run_id = state["run_id"]
     try:
         yield Upstream(Path(state["kubeconfig"]), state, tmp_path_factory.mktemp("kcache"))
     finally:
-        down = _harness("cluster", "down", "--state-dir", str(state_dir),
+        down = harness_cli("cluster", "down", "--state-dir", str(state_dir),
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out, _ = down.communicate(timeout=120)
         assert proc.wait(120) == 0, out
-        left = [pid for pid, (run, _owner) in run_processes().items() if run == run_id]
-        assert left == [], f"processes of run {run_id} left behind: {left}"
-        assert not any(state_dir.glob("upstream-*")), "the run's folder is left behind"
-        from harness.nodeagent import network
-
-        assert network.run_netns(run_id) == [], "network namespaces left behind"
-        assert network.bridge_name(run_id) not in network.run_bridges(), "bridge left behind"
-        routes = network.ip("route", "show", "table", "main").stdout
-        assert "unreachable 198.18.0.0/15" not in routes, "route left behind"
-        tables = subprocess.run(["nft", "list", "tables"], capture_output=True,
-                                text=True).stdout
-        assert "kube-proxy" not in tables, "kube-proxy's nftables tables left behind"
+        assert run_leftovers(run_id, state_dir) == {}, "the run left things behind"
