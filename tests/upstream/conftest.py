@@ -8,8 +8,9 @@ Opt-in (``HARNESS_UPSTREAM=1``, e.g. ``make test-upstream``): it needs root, Lin
 built control plane (``make upstream``); without the variable the folder is skipped.
 
 One upstream cluster runs per host (198.18.0.0/15 and kube-proxy's nftables tables are
-host-wide), so the session first takes the host's lock file :data:`HOST_LOCK` and waits up
-to ``HARNESS_UPSTREAM_LOCK_WAIT`` seconds (default 1800) for another test session to finish.
+host-wide), so the session first takes the host's lock file :data:`HOST_LOCK` (once
+collected, before the first test and outside its timeout) and waits up to
+``HARNESS_UPSTREAM_LOCK_WAIT`` seconds (default 1800) for another test session to finish.
 Take the same lock around a hand-run cluster: ``flock /tmp/harness-upstream.lock harness
 cluster up --upstream``.
 """
@@ -25,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from upstream_run import harness_cli, run_leftovers, start_upstream
@@ -72,10 +73,26 @@ class Upstream:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
 
-@pytest.fixture(scope="session")
-def host_lock() -> Iterator[None]:
-    """The host's one upstream-cluster slot, held for the whole test session."""
-    with HOST_LOCK.open("a") as handle:
+_HELD: list[IO[str]] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take the host's one upstream-cluster slot before the first test, outside any test's
+    timeout (a wait for another session's cluster can be long), when live upstream tests
+    were collected; held until the session ends."""
+    live = [i for i in session.items if "tests/upstream/" in str(i.fspath).replace(os.sep, "/")]
+    if os.environ.get("HARNESS_UPSTREAM") != "1" or _HELD or not live \
+            or session.config.option.collectonly:
+        return
+    handle = HOST_LOCK.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        report = session.config.pluginmanager.get_plugin("terminalreporter")
+        if report is not None:
+            report.write_line(f"tests/upstream: waiting up to {LOCK_WAIT_S:.0f} s for the "
+                              f"host's upstream-cluster slot ({HOST_LOCK}), held by another "
+                              "session")
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
@@ -83,13 +100,26 @@ def host_lock() -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"another upstream cluster held {HOST_LOCK} for "
-                                f"{LOCK_WAIT_S:.0f} s")
+                    handle.close()
+                    raise pytest.UsageError(f"another upstream cluster held {HOST_LOCK} "
+                                            f"for {LOCK_WAIT_S:.0f} s") from None
                 time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if report is not None:
+            report.write_line("tests/upstream: got the host's upstream-cluster slot")
+    _HELD.append(handle)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    while _HELD:
+        handle = _HELD.pop()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@pytest.fixture(scope="session")
+def host_lock() -> None:
+    """The host's one upstream-cluster slot (taken at the end of collection)."""
+    assert _HELD, f"{HOST_LOCK} not held: run with HARNESS_UPSTREAM=1"
 
 
 @pytest.fixture(scope="session")
