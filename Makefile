@@ -16,7 +16,7 @@ help:
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
 	@echo "make mutation-matrix  every check vs every emulator mutation, live (~10 min)"
 	@echo "make oracle        20,000 random scenarios: reference model vs Knative's own code (needs Go)"
-	@echo "make upstream      build etcd, the Kubernetes control plane and CoreDNS from their Go modules"
+	@echo "make upstream      build etcd, the Kubernetes control plane, CoreDNS, Knative Serving and KServe from their Go modules"
 	@echo "make test-upstream the tests against a live upstream cluster (root, Linux; builds first)"
 
 $(STAMP): pyproject.toml
@@ -48,7 +48,7 @@ kind-up: $(STAMP)
 kind-down: $(STAMP)
 	PATH="$$PATH:$(CURDIR)/$(BIN)" $(BIN)/harness cluster down --kind --name $(or $(KIND_NAME),harness)
 
-# The real control plane from its Go modules (upstream/) into ~/.cache/harness/upstream
+# The real control plane, Knative Serving and KServe from their Go modules (upstream/) into ~/.cache/harness/upstream
 upstream: $(STAMP)
 	$(BIN)/python -m harness.upstream.build
 

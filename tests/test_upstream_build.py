@@ -1,5 +1,6 @@
-"""The upstream control plane's recipe: versions.yaml, the consumer go.mod files and the
-kind pins agree; the build's cache key and version ldflags; a missing Go is one line."""
+"""The upstream build's recipe: versions.yaml, the consumer go.mod files (control plane,
+Knative, KServe) and the kind pins agree; the build's cache key and version ldflags; a
+missing Go is one line."""
 
 from __future__ import annotations
 
@@ -36,13 +37,50 @@ def test_versions_pin_the_kind_release() -> None:
     assert versions["modules"][build.ETCD]["version"].startswith("v3.6.")
 
 
-@pytest.mark.parametrize("module", [build.KUBERNETES, build.ETCD, build.COREDNS])
+@pytest.mark.parametrize("module", [build.KUBERNETES, build.ETCD, build.COREDNS,
+                                    build.KNATIVE, build.KSERVE])
 def test_each_go_mod_requires_the_pinned_version(module: str) -> None:
     entry = build.load_versions()["modules"][module]
     gomod = _gomod(entry["consumer"])
     pin = rf"^\s*(require\s+)?{re.escape(module)} {re.escape(entry['version'])}( // indirect)?$"
     assert re.search(pin, gomod, re.M), gomod[:400]
     assert (build.UPSTREAM_DIR / entry["consumer"] / "go.sum").is_file()
+
+
+def test_knative_and_kserve_pin_the_kind_releases() -> None:
+    mods = build.load_versions()["modules"]
+    kind = yaml.safe_load((ROOT / "fixtures/kind/versions.yaml").read_text())
+    assert mods[build.KSERVE]["version"] == kind["kserve"]["version"]
+    assert mods[build.KNATIVE]["release"] == kind["knative_serving"]["version"]
+    # the oracle (upstream/go.mod) links the same Knative as the cluster runs
+    oracle = (build.UPSTREAM_DIR / "go.mod").read_text()
+    assert re.search(rf"^\s*knative\.dev/serving {mods[build.KNATIVE]['version']}$", oracle,
+                     re.M)
+    assert re.fullmatch(r"[0-9a-f]{40}", mods[build.KNATIVE]["commit"])
+
+
+def test_knative_is_built_with_its_own_dependency_versions() -> None:
+    gomod = _gomod(build.load_versions()["modules"][build.KNATIVE]["consumer"])
+    assert "replace" not in re.sub(r"//.*", "", gomod)
+
+
+def test_kserve_go_mod_carries_kserves_replace_lines() -> None:
+    gomod = _gomod(build.load_versions()["modules"][build.KSERVE]["consumer"])
+    replaced = dict(re.findall(r"^\s*(?:replace\s+)?(\S+) => \S+ (\S+)$", gomod, re.M))
+    assert replaced["sigs.k8s.io/controller-runtime"] == "v0.22.5"
+    k8s = {m: v for m, v in replaced.items() if m.startswith("k8s.io/")}
+    assert len(k8s) == 8 and all(v.startswith("v0.34.") for v in k8s.values()), k8s
+    assert {"google.golang.org/grpc", "github.com/expr-lang/expr",
+            "github.com/lyft/protoc-gen-validate"} <= set(replaced)
+
+
+@pytest.mark.parametrize("module", [build.KUBERNETES, build.KNATIVE, build.KSERVE])
+def test_each_package_built_is_kept_by_a_tool_directive(module: str) -> None:
+    comp = next(c for c in build.components() if c.module == module)
+    gomod = _gomod(comp.consumer)
+    tools = set(re.findall(r"^\s*(?:tool\s+)?(\S+/cmd/\S+)$", gomod, re.M))
+    assert set(comp.packages) <= tools, (comp.packages, tools)
+    assert len(comp.packages) == len(comp.binaries)
 
 
 def test_kubernetes_replaces_every_staging_module_with_its_tag() -> None:
@@ -62,7 +100,18 @@ def test_kubernetes_gets_the_version_ldflags() -> None:
     assert "-X k8s.io/component-base/version.gitVersion=v1.34.0" in flags
     assert "-X k8s.io/component-base/version.gitMinor=34" in flags
     assert "-X k8s.io/client-go/pkg/version.gitVersion=v1.34.0" in flags
-    assert sorted(b for c in comps.values() for b in c.binaries) == sorted(build.BINARIES)
+    assert len(set(build.binaries())) == len(build.binaries()) == 12
+
+
+def test_knative_reports_its_release_commit() -> None:
+    comps = {c.module: c for c in build.components()}
+    commit = build.load_versions()["modules"][build.KNATIVE]["commit"]
+    assert f"-X knative.dev/pkg/changeset.rev={commit[:7]}" in comps[build.KNATIVE].ldflags
+    assert comps[build.KNATIVE].binaries == ("knative-controller", "knative-autoscaler",
+                                             "knative-activator", "knative-webhook",
+                                             "knative-queue")
+    assert comps[build.KNATIVE].packages[4] == "knative.dev/serving/cmd/queue"
+    assert comps[build.KSERVE].packages == ("github.com/kserve/kserve/cmd/manager",)
 
 
 def test_cache_key_follows_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,13 +1,18 @@
 """Build the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-kube-proxy, CoreDNS) from its Go modules into a cache folder outside the checkout.
+kube-proxy, CoreDNS) and the real Knative Serving (controller, autoscaler, activator, webhook,
+queue-proxy) and KServe (manager) from their Go modules into a cache folder outside the
+checkout.
 
 The recipe is the consumer modules under ``upstream/`` (``kubernetes/``, ``etcd/``,
-``coredns/``: one per dependency set, go.mod/go.sum committed) at the versions of
-``upstream/versions.yaml``. The binaries land in
+``coredns/``, ``knative/``, ``kserve/``: one per dependency set, go.mod/go.sum committed) at
+the versions of ``upstream/versions.yaml``. The binaries land in
 ``$XDG_CACHE_HOME/harness/upstream/<kubernetes version>-<hash>/bin`` (default ``~/.cache``),
 keyed by the modules' files and the Go version, so a changed pin builds afresh and an
 unchanged one is reused. Kubernetes gets the version ldflags its own build sets
-(``hack/lib/version.sh``), without which ``/version`` says ``v0.0.0-master``.
+(``hack/lib/version.sh``), without which ``/version`` says ``v0.0.0-master``; Knative gets
+its release commit in ``knative.dev/pkg/changeset`` (what its images log and send as their
+user agent). Every binary carries its module versions (``go version -m``), which
+:func:`component_versions` reads back for reports.
 
 ``make upstream`` and ``harness cluster up --upstream`` (on first use) call :func:`build`;
 ``go build -v``'s package names are counted into progress lines.
@@ -38,8 +43,8 @@ VERSIONS_FILE = UPSTREAM_DIR / "versions.yaml"
 KUBERNETES = "k8s.io/kubernetes"
 ETCD = "go.etcd.io/etcd/server/v3"
 COREDNS = "github.com/coredns/coredns"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-            "kube-proxy", "coredns")
+KNATIVE = "knative.dev/serving"
+KSERVE = "github.com/kserve/kserve"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Component:
     version: str
     consumer: str    # directory under upstream/
     packages: tuple[str, ...]
-    binaries: tuple[str, ...]
+    binaries: tuple[str, ...]  # what each of ``packages`` is installed as, in order
     ldflags: str
 
 
@@ -73,9 +78,21 @@ def kubernetes_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
+def knative_ldflags(commit: str) -> str:
+    """The release's ``changeset`` (7 digits of its commit, as ko's VCS build info gives)."""
+    return f"-s -w -X knative.dev/pkg/changeset.rev={commit[:7]}"
+
+
+def _named(module: str, entry: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``binaries: {name: package under the module}`` -> (import paths, names)."""
+    names = tuple(entry["binaries"])
+    return tuple(f"{module}/{entry['binaries'][n]}" for n in names), names
+
+
 def components(versions: dict[str, Any] | None = None) -> list[Component]:
     mods = (versions or load_versions())["modules"]
     k8s, etcd, dns = mods[KUBERNETES], mods[ETCD], mods[COREDNS]
+    kn, ks = mods[KNATIVE], mods[KSERVE]
     return [
         Component(ETCD, etcd["version"], etcd["consumer"], ("./cmd/etcd",),
                   tuple(etcd["binaries"]), "-s -w"),
@@ -84,7 +101,15 @@ def components(versions: dict[str, Any] | None = None) -> list[Component]:
         Component(KUBERNETES, k8s["version"], k8s["consumer"],
                   tuple(f"k8s.io/kubernetes/cmd/{b}" for b in k8s["binaries"]),
                   tuple(k8s["binaries"]), kubernetes_ldflags(k8s["version"])),
+        Component(KNATIVE, kn["version"], kn["consumer"], *_named(KNATIVE, kn),
+                  knative_ldflags(kn["commit"])),
+        Component(KSERVE, ks["version"], ks["consumer"], *_named(KSERVE, ks), "-s -w"),
     ]
+
+
+def binaries(comps: list[Component] | None = None) -> tuple[str, ...]:
+    """Every binary the build makes (the control plane's, then Knative's and KServe's)."""
+    return tuple(b for c in comps or components() for b in c.binaries)
 
 
 def cache_root() -> Path:
@@ -129,11 +154,11 @@ def bin_dir(go: str | None = None) -> Path:
 
 
 def missing(directory: Path) -> list[str]:
-    return [b for b in BINARIES if not (directory / b).is_file()]
+    return [b for b in binaries() if not (directory / b).is_file()]
 
 
 def build(*, progress: IO[str] | None = None, nice: int = 10) -> Path:
-    """The directory holding all six binaries, building what is not there yet."""
+    """The directory holding all the binaries, building what is not there yet."""
     go = go_binary()
     comps = components()
     out = sys.stderr if progress is None else progress
@@ -146,14 +171,14 @@ def build(*, progress: IO[str] | None = None, nice: int = 10) -> Path:
         todo = [c for c in comps if any(b in missing(target) for b in c.binaries)]
         if not todo:
             return target
-        print(f"harness: building the upstream control plane into {target} (a first build "
+        print(f"harness: building the upstream components into {target} (a first build "
               "downloads Go modules and compiles for a long while; later ones reuse Go's "
               "build cache)", file=out, flush=True)
         started = time.monotonic()
         for comp in todo:
             _build_one(go, comp, target, out, nice)
-        print(f"harness: upstream control plane built in {time.monotonic() - started:.0f} s: "
-              f"{', '.join(BINARIES)}", file=out, flush=True)
+        print(f"harness: upstream components built in {time.monotonic() - started:.0f} s: "
+              f"{', '.join(binaries(comps))}", file=out, flush=True)
     return target
 
 
@@ -189,11 +214,49 @@ def _build_one(go: str, comp: Component, target: Path, out: IO[str], nice: int) 
     if proc.wait() != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise UserError(f"go build of upstream/{comp.consumer} failed:\n" + "\n".join(tail))
-    for b in comp.binaries:
-        (staging / b).replace(target / b)
+    for pkg, b in zip(comp.packages, comp.binaries, strict=True):
+        (staging / pkg.rsplit("/", 1)[-1]).replace(target / b)
     shutil.rmtree(staging, ignore_errors=True)
     print(f"  [{comp.consumer}] done in {time.monotonic() - started:.0f} s "
           f"({compiled} packages compiled)", file=out, flush=True)
+
+
+def component_versions(directory: Path | None = None) -> list[dict[str, str]]:
+    """Each built binary with the upstream module and version it was linked from, read
+    from the binary itself (``go version -m``), and the release that version is (for
+    Knative, whose module tags differ from its release tags), for a report to list."""
+    go = go_binary()
+    versions = load_versions()["modules"]
+    directory = directory or bin_dir(go)
+    found = []
+    for comp in components():
+        for b in comp.binaries:
+            path = directory / b
+            if not path.is_file():
+                raise UserError(f"the upstream binary {b} is not built; run 'make upstream'",
+                                where=str(path))
+            deps = module_versions(go, path)
+            release = versions[comp.module].get("release", deps.get(comp.module, ""))
+            found.append({"binary": b, "module": comp.module,
+                          "version": deps.get(comp.module, "unknown"), "release": release})
+    return found
+
+
+def module_versions(go: str, binary: Path) -> dict[str, str]:
+    """``go version -m``: module path -> version linked into ``binary`` (replaced ones at
+    their replacement's version)."""
+    out = subprocess.run([go, "version", "-m", str(binary)], capture_output=True, text=True,
+                         check=True).stdout
+    mods: dict[str, str] = {}
+    last = ""
+    for line in out.splitlines():
+        parts = line.strip().split("\t")
+        if parts[0] in ("mod", "dep") and len(parts) >= 3:
+            last = parts[1]
+            mods[last] = parts[2]
+        elif parts[0] == "=>" and len(parts) >= 3 and last:
+            mods[last] = parts[2]
+    return mods
 
 
 def main(argv: list[str] | None = None) -> int:
