@@ -1,17 +1,27 @@
 """The node agent's image table (``fixtures/nodeagent/images.yaml``): container image ->
 the local command it stands for. There is no container runtime or registry here, so an
 image is "pulled" by finding it in the table; a missing one is kubelet's ``ErrImagePull``,
-with a message naming the table."""
+with a message naming the table.
+
+An entry either names a command relative to the checkout, or (``upstream: <binary>``) a
+binary of the upstream build (:mod:`harness.upstream.build`, ``make upstream``), found in
+the build cache when a pod starts; a binary not built yet is the pod's ``ErrImagePull``
+too. Such an entry's ``entrypoint`` is the binary's path inside the real image (ko's
+``/ko-app/<name>``, KServe's ``/manager``): a container ``command`` naming it runs the
+built binary, as the image would.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from harness.errors import UserError
 from harness.files import data_path, data_root
+from harness.upstream import build
 
 ROOT = data_root()
 TABLE = data_path("fixtures", "nodeagent", "images.yaml")
@@ -24,6 +34,17 @@ class Image:
     cwd: Path
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    upstream: str = ""     # a binary of the upstream build (resolved by :func:`resolve`)
+    entrypoint: str = ""   # that binary's path inside the real image
+
+    def argv(self, command: list[str] | None, args: list[str] | None) -> list[str]:
+        """The process a container runs: its ``command``/``args`` in place of the image's
+        ENTRYPOINT/CMD (``args`` alone keep the ENTRYPOINT), the image's own path of an
+        upstream binary standing for the built one."""
+        argv = [*(command or self.command), *(args or ([] if command else self.args))]
+        if self.upstream and argv and argv[0] == self.entrypoint:
+            argv[0] = self.command[0]
+        return argv
 
 
 class ImageNotFound(LookupError):
@@ -38,16 +59,29 @@ def load_table(path: Path = TABLE) -> dict[str, Image]:
                         where=str(path)) from None
     images = {}
     for name, entry in (data.get("images") or {}).items():
-        if not isinstance(entry, dict) or not entry.get("command"):
-            raise UserError("each image needs a command", where=str(path), key=name)
+        if not isinstance(entry, dict) or bool(entry.get("command")) == bool(
+                entry.get("upstream")):
+            raise UserError("each image needs a command or an upstream binary (not both)",
+                            where=str(path), key=name)
+        if entry.get("upstream") and not str(entry.get("entrypoint", "")).startswith("/"):
+            raise UserError("an upstream binary needs its entrypoint (absolute path in the "
+                            "image)", where=str(path), key=name)
         env = {str(k): str(v) for k, v in (entry.get("env") or {}).items()}
         for k, v in env.items():  # paths under the checkout, as the image would hold them
             if v.startswith("fixtures/"):
                 env[k] = str(ROOT / v)
-        images[name] = Image(name, tuple(str(c) for c in entry["command"]),
-                             ROOT / entry.get("cwd", "."),
-                             tuple(str(a) for a in entry.get("args") or ()), env)
+        upstream, entrypoint = str(entry.get("upstream") or ""), str(entry.get("entrypoint", ""))
+        command = tuple(str(c) for c in entry["command"]) if not upstream else (entrypoint,)
+        images[name] = Image(name, command, ROOT / entry.get("cwd", "."),
+                             tuple(str(a) for a in entry.get("args") or ()), env,
+                             upstream, entrypoint)
     return images
+
+
+@functools.cache
+def upstream_bin_dir() -> Path:
+    """Where this checkout's pins put the upstream build (:func:`build.bin_dir`)."""
+    return build.bin_dir()
 
 
 def resolve(table: dict[str, Image], image: str, path: Path = TABLE) -> Image:
@@ -58,4 +92,15 @@ def resolve(table: dict[str, Image], image: str, path: Path = TABLE) -> Image:
         raise ImageNotFound(
             f'Failed to pull image "{image}": the image is not in the node agent\'s image '
             f"table {rel} (known: {', '.join(sorted(table)) or 'none'})")
-    return entry
+    if not entry.upstream:
+        return entry
+    try:
+        binary = upstream_bin_dir() / entry.upstream
+    except UserError as exc:
+        raise ImageNotFound(f'Failed to pull image "{image}": its upstream binary '
+                            f"{entry.upstream} cannot be found: {exc}") from None
+    if not binary.is_file():
+        raise ImageNotFound(
+            f'Failed to pull image "{image}": its upstream binary {entry.upstream} is not '
+            f"built ({binary} is missing); build it with 'make upstream'")
+    return replace(entry, command=(str(binary),))

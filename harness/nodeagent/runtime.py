@@ -186,9 +186,7 @@ class PodRunner:
         return base64.b64decode(value).decode() if secret else str(value)
 
     def _argv(self, spec: dict[str, Any], image: Image) -> list[str]:
-        command = list(spec.get("command") or image.command)
-        args = list(spec.get("args") or ([] if spec.get("command") else image.args))
-        argv = [*command, *args]
+        argv = image.argv(spec.get("command"), spec.get("args"))
         if argv and argv[0] == "python":
             argv[0] = sys.executable
         assert self.net is not None
