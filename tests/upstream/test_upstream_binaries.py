@@ -1,8 +1,8 @@
 """The upstream build's Knative Serving and KServe binaries (``make upstream``): each carries
 the pinned module versions (``go version -m``, read by :func:`build.component_versions`);
 the real queue-proxy, started with the environment Knative gives it, logs the release's
-commit, answers kubelet's probe from its readiness probe of the user port and proxies to
-it; KServe's manager prints its flags.
+commit, answers kubelet's probe from its readiness probe of the user port, proxies to it
+and fails the probe while it drains after SIGTERM; KServe's manager prints its flags.
 
 In the opt-in ``HARNESS_UPSTREAM=1`` folder (``make test-upstream`` builds first); none of
 these needs the cluster or the host lock. The queue-proxy binds its fixed admin (8022) and
@@ -111,8 +111,16 @@ def test_queue_proxy_probes_the_user_port_and_proxies_to_it(bin_dir: Path,
             assert probe.text == "queue"
             answer = client.get("/v1/models/m")
             assert (answer.status_code, answer.text) == (200, "user /v1/models/m")
+            # SIGTERM: queue-proxy drains (30 s), failing kubelet's probe meanwhile
+            proc.terminate()
+            deadline = time.monotonic() + 10
+            while (probe := client.get("/", headers=PROBE)).status_code != 503:
+                assert time.monotonic() < deadline, probe
+                time.sleep(0.2)
+            assert "shutting down" in probe.text
+            assert proc.poll() is None
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(timeout=30)
         if server is not None:
             server.shutdown()
