@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.errors import UserError
-from harness.nodeagent import images
 from harness.nodeagent.images import ImageNotFound, load_table, resolve
+from harness.nodeagent.network import Network
+from harness.nodeagent.pods import PodAgent
 from harness.upstream import build
-from tests.test_nodeagent_pods import Recorder, _agent, _pod
+from tests.test_nodeagent_pods import Recorder, _pod
 
 KNATIVE = "gcr.io/knative-releases/knative.dev/serving/cmd/{}:v1.21.1"
 EXPECTED = {KNATIVE.format("controller"): "knative-controller",
@@ -25,11 +27,10 @@ EXPECTED = {KNATIVE.format("controller"): "knative-controller",
 
 
 @pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def built(tmp_path: Path) -> Path:
     """A stand-in build folder holding every upstream binary (as files)."""
     for name in build.binaries():
         (tmp_path / name).write_text("")
-    monkeypatch.setattr(images, "upstream_bin_dir", lambda: tmp_path)
     return tmp_path
 
 
@@ -44,11 +45,12 @@ def test_upstream_images_name_binaries_of_the_build() -> None:
 
 
 def test_upstream_image_resolves_to_the_built_binary(built: Path) -> None:
-    entry = resolve(load_table(), KNATIVE.format("queue"))
+    table = load_table(upstream_bin=built)
+    entry = resolve(table, KNATIVE.format("queue"))
     assert entry.command == (str(built / "knative-queue"),)
     assert entry.argv(None, None) == [str(built / "knative-queue")]
     # a container command naming the image's entrypoint runs the built binary
-    manager = resolve(load_table(), "kserve/kserve-controller:v0.20.0")
+    manager = resolve(table, "kserve/kserve-controller:v0.20.0")
     assert manager.argv(["/manager"], ["--leader-elect"]) == \
         [str(built / "kserve-manager"), "--leader-elect"]
     assert manager.argv(None, ["--leader-elect"]) == \
@@ -57,28 +59,26 @@ def test_upstream_image_resolves_to_the_built_binary(built: Path) -> None:
     assert manager.argv(["sh", "-c", "true"], None) == ["sh", "-c", "true"]
 
 
-def test_missing_build_is_a_pull_error_naming_make_upstream(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
-    monkeypatch.setattr(images, "upstream_bin_dir", lambda: tmp_path)
+def test_missing_build_is_a_pull_error_naming_make_upstream(tmp_path: Path) -> None:
     with pytest.raises(ImageNotFound, match=r"knative-controller is not built .*'make "
                                             r"upstream'"):
-        resolve(load_table(), KNATIVE.format("controller"))
+        resolve(load_table(upstream_bin=tmp_path), KNATIVE.format("controller"))
     rec = Recorder()
-    _agent(rec, tmp_path).handle(_pod(KNATIVE.format("activator")))
+    client = httpx.Client(transport=httpx.MockTransport(rec), base_url="https://api")
+    agent = PodAgent(client, ["cpu-1"], network=Network("000000"), logs=tmp_path,
+                     run_id="000000", upstream_bin=tmp_path)
+    agent.handle(_pod(KNATIVE.format("activator")))
     waiting = next(b for m, _, b in rec.calls if m == "PATCH")["status"][
         "containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "ErrImagePull"
     assert "knative-activator is not built" in waiting["message"]
 
 
-def test_no_go_toolchain_is_a_pull_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_go() -> Path:
-        raise UserError("the upstream cluster is built from Go modules and needs a Go "
-                        "toolchain")
-    monkeypatch.setattr(images, "upstream_bin_dir", no_go)
-    with pytest.raises(ImageNotFound, match="kserve-manager cannot be found: .*Go toolchain"):
+def test_no_build_folder_given_is_a_pull_error(built: Path) -> None:
+    with pytest.raises(ImageNotFound, match="kserve-manager cannot be found: .*no upstream "
+                                            "build folder"):
         resolve(load_table(), "kserve/kserve-controller:v0.20.0")
+    assert resolve(load_table(), "registry.k8s.io/pause:3.10").command == ("sleep", "infinity")
 
 
 @pytest.mark.parametrize(("entry", "words"), [

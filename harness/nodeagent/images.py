@@ -4,24 +4,22 @@ image is "pulled" by finding it in the table; a missing one is kubelet's ``ErrIm
 with a message naming the table.
 
 An entry either names a command relative to the checkout, or (``upstream: <binary>``) a
-binary of the upstream build (:mod:`harness.upstream.build`, ``make upstream``), found in
-the build cache when a pod starts; a binary not built yet is the pod's ``ErrImagePull``
-too. Such an entry's ``entrypoint`` is the binary's path inside the real image (ko's
-``/ko-app/<name>``, KServe's ``/manager``): a container ``command`` naming it runs the
-built binary, as the image would.
+binary of the upstream build (``make upstream``; its folder is given to :func:`load_table`
+by whoever runs the node agent), looked for when a pod starts; a binary not built yet is
+the pod's ``ErrImagePull`` too. Such an entry's ``entrypoint`` is the binary's path inside
+the real image (ko's ``/ko-app/<name>``, KServe's ``/manager``): a container ``command``
+naming it runs the built binary, as the image would.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from harness.errors import UserError
 from harness.files import data_path, data_root
-from harness.upstream import build
 
 ROOT = data_root()
 TABLE = data_path("fixtures", "nodeagent", "images.yaml")
@@ -34,7 +32,7 @@ class Image:
     cwd: Path
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    upstream: str = ""     # a binary of the upstream build (resolved by :func:`resolve`)
+    upstream: str = ""     # a binary of the upstream build (its path is ``command[0]``)
     entrypoint: str = ""   # that binary's path inside the real image
 
     def argv(self, command: list[str] | None, args: list[str] | None) -> list[str]:
@@ -51,7 +49,9 @@ class ImageNotFound(LookupError):
     """The image is not in the table (the pod's ``ErrImagePull``)."""
 
 
-def load_table(path: Path = TABLE) -> dict[str, Image]:
+def load_table(path: Path = TABLE, *, upstream_bin: Path | None = None) -> dict[str, Image]:
+    """The table; ``upstream_bin`` is the upstream build's folder (``None``: not given, and
+    the images of upstream binaries fail to pull)."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -71,17 +71,12 @@ def load_table(path: Path = TABLE) -> dict[str, Image]:
             if v.startswith("fixtures/"):
                 env[k] = str(ROOT / v)
         upstream, entrypoint = str(entry.get("upstream") or ""), str(entry.get("entrypoint", ""))
-        command = tuple(str(c) for c in entry["command"]) if not upstream else (entrypoint,)
+        command = tuple(str(c) for c in entry["command"]) if not upstream else (
+            () if upstream_bin is None else (str(upstream_bin / upstream),))
         images[name] = Image(name, command, ROOT / entry.get("cwd", "."),
                              tuple(str(a) for a in entry.get("args") or ()), env,
                              upstream, entrypoint)
     return images
-
-
-@functools.cache
-def upstream_bin_dir() -> Path:
-    """Where this checkout's pins put the upstream build (:func:`build.bin_dir`)."""
-    return build.bin_dir()
 
 
 def resolve(table: dict[str, Image], image: str, path: Path = TABLE) -> Image:
@@ -94,13 +89,12 @@ def resolve(table: dict[str, Image], image: str, path: Path = TABLE) -> Image:
             f"table {rel} (known: {', '.join(sorted(table)) or 'none'})")
     if not entry.upstream:
         return entry
-    try:
-        binary = upstream_bin_dir() / entry.upstream
-    except UserError as exc:
+    if not entry.command:
         raise ImageNotFound(f'Failed to pull image "{image}": its upstream binary '
-                            f"{entry.upstream} cannot be found: {exc}") from None
-    if not binary.is_file():
+                            f"{entry.upstream} cannot be found: this node agent was given "
+                            "no upstream build folder")
+    if not Path(entry.command[0]).is_file():
         raise ImageNotFound(
             f'Failed to pull image "{image}": its upstream binary {entry.upstream} is not '
-            f"built ({binary} is missing); build it with 'make upstream'")
-    return replace(entry, command=(str(binary),))
+            f"built ({entry.command[0]} is missing); build it with 'make upstream'")
+    return entry

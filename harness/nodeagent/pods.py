@@ -85,7 +85,8 @@ class PodAgent:
     """Watches the pods bound to ``nodes`` and reports them (see the module docstring)."""
 
     def __init__(self, client: httpx.Client, nodes: Iterable[str], *, network: Network,
-                 logs: Path, run_id: str, host_ip: str = "127.0.0.1") -> None:
+                 logs: Path, run_id: str, host_ip: str = "127.0.0.1",
+                 upstream_bin: Path | None = None) -> None:
         self.client = client
         self.nodes = set(nodes)
         self.host_ip = host_ip
@@ -94,7 +95,7 @@ class PodAgent:
         self.run_id = run_id
         self.runners: dict[str, PodRunner] = {}
         self._lock = threading.Lock()
-        self.table = load_table()
+        self.table = load_table(upstream_bin=upstream_bin)  # the upstream build's images
         self.reported: dict[str, str] = {}   # pod uid -> what was reported
         self.errors: list[str] = []
         self._stop = threading.Event()

@@ -177,7 +177,8 @@ class UpstreamCluster:
                                    port=self.logs.port)
             self.agent.start()
             self.pods = PodAgent(self.client(), self.agent.node_names, network=self.network,
-                                 logs=self.run_dir / "pods", run_id=self.run_id).start()
+                                 logs=self.run_dir / "pods", run_id=self.run_id,
+                                 upstream_bin=self.bin).start()
             self._wait_ready(started)
             if self.serving:
                 self._install_serving(autoscaler)
