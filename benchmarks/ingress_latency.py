@@ -1,8 +1,11 @@
-"""Benchmark: the emulated ingress's added latency and throughput against a direct call.
+"""Benchmark: an ingress's added latency and throughput against a direct call.
 
-Starts one model-server process on 127.0.0.1 and the ingress (harness.emulator.dataplane.ingress)
-in a second process in front of it, then, from this process, measures both paths in the
-same run with a bounded number of V1 predict requests:
+Starts one model-server process on 127.0.0.1 and the ingress in a second process in front
+of it, then, from this process, measures both paths in the same run with a bounded number
+of V1 predict requests. ``--ingress emulator`` (default): the emulated cluster's
+(harness.emulator.dataplane.ingress); ``--ingress knative``: the upstream cluster's Knative
+Ingress proxy (harness.upstream.ingress.proxy) with one Ingress whose "Service" is the
+model server's address (in the cluster the hop goes to a ClusterIP, through kube-proxy).
 
 * latency: one request at a time, direct and via the ingress in alternating blocks;
   p50 and p99 of each, and the ingress's added latency (difference of the percentiles);
@@ -13,6 +16,7 @@ throughput. Exits 1 with ``--strict`` when a target is missed. Every process sta
 here is stopped in ``finally``.
 
     .venv/bin/python benchmarks/ingress_latency.py [--requests 2000] [--concurrency 16]
+        [--ingress emulator|knative]
 """
 
 from __future__ import annotations
@@ -44,6 +48,32 @@ PAYLOAD = b'{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
 # ---- the ingress child process --------------------------------------------------------
 
 
+async def serve_knative_ingress(pod_port: int) -> None:
+    from harness.upstream.ingress.proxy import IngressProxy
+    from harness.upstream.ingress.routes import build_tables
+
+    proxy = await IngressProxy({"public": [("127.0.0.1", 0)], "private": []}).start()
+    try:
+        ing = {"metadata": {"name": "bench", "namespace": "bench"}, "spec": {"rules": [
+            {"hosts": [HOST], "visibility": "ExternalIP", "http": {"paths": [{"splits": [
+                {"serviceName": "bench", "serviceNamespace": "bench", "servicePort": 80,
+                 "percent": 100,
+                 "appendHeaders": {"Knative-Serving-Revision": "bench-00001"}}]}]}}]}}
+        svc = {"metadata": {"name": "bench", "namespace": "bench"},
+               "spec": {"clusterIP": "127.0.0.1", "ports": [{"port": pod_port}]}}
+        ing["spec"]["rules"][0]["http"]["paths"][0]["splits"][0]["servicePort"] = pod_port
+        proxy.set_tables(build_tables([ing], {("bench", "bench"): svc}))
+        print(f"ingress listening on http://127.0.0.1:{proxy.ports['public'][0]}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_reader(sys.stdin.fileno(), stop.set)  # parent gone -> stdin EOF
+        await asyncio.wait_for(stop.wait(), timeout=3600)
+    finally:
+        await proxy.stop()
+
+
 async def serve_ingress(pod_port: int, cc: int) -> None:
     from harness.emulator.dataplane.ingress import Ingress
 
@@ -63,9 +93,11 @@ async def serve_ingress(pod_port: int, cc: int) -> None:
         await ingress.stop()
 
 
-def start_ingress(pod_port: int, cc: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_ingress(pod_port: int, cc: int,
+                  kind: str = "emulator") -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-ingress", str(pod_port), "--cc", str(cc)],
+        [sys.executable, __file__, "--serve-ingress", str(pod_port), "--cc", str(cc),
+         "--ingress", kind],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -159,7 +191,7 @@ async def measure(direct: str, via: str, args: argparse.Namespace) -> bool:
     p50d, p99d, p50v, p99v = pct(d, 50), pct(d, 99), pct(v, 50), pct(v, 99)
     added50, added99 = (p50v - p50d) * ms, (p99v - p99d) * ms
     ratio = rps_v / rps_d
-    print(f"requests: {args.requests} latency samples each way, "
+    print(f"ingress: {args.ingress}; requests: {args.requests} latency samples each way, "
           f"{args.requests * 2} per throughput run, concurrency {args.concurrency}, "
           f"cc={args.cc}, {os.cpu_count()} CPUs")
     print(f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>12}")
@@ -179,19 +211,24 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--cc", type=int, default=0, help="containerConcurrency at the ingress")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--ingress", choices=("emulator", "knative"), default="emulator",
+                        help="which ingress to put in front of the model server")
     parser.add_argument("--serve-ingress", type=int, metavar="POD_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.requests = max(100, min(args.requests, 100_000))
     args.concurrency = max(1, min(args.concurrency, 256))
     if args.serve_ingress:
-        asyncio.run(serve_ingress(args.serve_ingress, args.cc))
+        if args.ingress == "knative":
+            asyncio.run(serve_knative_ingress(args.serve_ingress))
+        else:
+            asyncio.run(serve_ingress(args.serve_ingress, args.cc))
         return 0
     server = LocalModelServer(pod_name="bench-pod")
     ingress: subprocess.Popen[bytes] | None = None
     try:
         server.start()
         server.wait_ready()
-        ingress, via = start_ingress(int(server.url.rsplit(":", 1)[1]), args.cc)
+        ingress, via = start_ingress(int(server.url.rsplit(":", 1)[1]), args.cc, args.ingress)
         ok = asyncio.run(measure(server.url, via, args))
     finally:
         if ingress is not None:

@@ -166,6 +166,7 @@ def _refuse_running(state_file: Path) -> None:
 def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
     from harness.emulator.api.process import run_until_signal
     from harness.upstream.control_plane import UpstreamCluster, check_host
+    from harness.upstream.ingress.routes import INGRESS_CLASS
 
     if args.mutation or args.port:
         raise UserError("--mutation and --port go with --local")
@@ -178,6 +179,8 @@ def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) ->
     def announce(up: UpstreamCluster) -> None:
         print(f"harness cluster: Kubernetes control plane (upstream) serving at {up.url}, "
               f"ready in {up.ready_s:.1f} s (run {up.run_id})", flush=True)
+        print(f"  ingress:    {up.ingress_url} (Knative ingress class "
+              f"{INGRESS_CLASS})", flush=True)
         print(f"  kubeconfig: {kubeconfig}", flush=True)
         print(f"  try:        kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
         print(f"              export KUBECONFIG={kubeconfig}", flush=True)
@@ -188,6 +191,10 @@ def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) ->
                          announce=announce,
                          state=lambda: {"url": cluster.url, "context": "harness-upstream",
                                         "upstream": True, "run_id": cluster.run_id,
+                                        "ingress_url": cluster.ingress_url,
+                                        "ingress_private_url": "http://127.0.0.1:"
+                                        f"{cluster.ingress_ports.get('private', 0)}",
+                                        "ingress_class": INGRESS_CLASS,
                                         "ready_s": round(cluster.ready_s, 1)})
     except OSError as exc:
         raise UserError(f"cannot start the upstream cluster: {exc}") from exc

@@ -125,6 +125,13 @@ class UpstreamCluster:
         self.logs: Any = None
         self.network: Any = None
         self.ready_s = 0.0
+        self.ingress_ports: dict[str, int] = {}
+
+    @property
+    def ingress_url(self) -> str:
+        """Our Knative ingress's public listener on the host (ExternalIP rules)."""
+        port = self.ingress_ports.get("public")
+        return f"http://127.0.0.1:{port}" if port else ""
 
     @property
     def url(self) -> str:
@@ -290,6 +297,31 @@ class UpstreamCluster:
             "--bind-address=127.0.0.1", f"--secure-port={sched_port}"]))
         self._health = {"kube-controller-manager": kcm_port, "kube-scheduler": sched_port}
         self._start_proxy_and_dns()
+        self._start_ingress()
+
+    def _start_ingress(self) -> None:
+        """Our Knative ingress (:mod:`harness.upstream.ingress`), a supervised host-side
+        process: public and private listeners on 127.0.0.1 (for the host) and on the
+        bridge address (for pods, behind its selector-less Services), its RBAC."""
+        from harness.upstream.ingress.objects import cluster_objects
+
+        assert self.pki is not None and self.supervisor is not None
+        ports = {"public": free_port(), "private": free_port()}
+        admin = self.client()
+        for path, body in cluster_objects(gateway_ip=ADVERTISE_IP,
+                                          public_port=ports["public"],
+                                          private_port=ports["private"]):
+            r = admin.post(path, json=body)
+            if r.status_code not in (201, 409):
+                r.raise_for_status()
+        conf = write_yaml(self.run_dir / "knative-ingress.kubeconfig",
+                          kubeconfig_dict(self.url, self.pki, "knative-ingress", embed=False))
+        argv = [sys.executable, "-m", "harness.upstream.ingress", f"--kubeconfig={conf}"]
+        for name, port in ports.items():
+            argv += [f"--{name}=127.0.0.1:{port}", f"--{name}={ADVERTISE_IP}:{port}"]
+        self.supervisor.start(Spec("knative-ingress", argv, grace_s=5.0))
+        self.ingress_ports = ports
+        self._wait(lambda: _tcp_open("127.0.0.1", ports["public"]), "knative-ingress", 30)
 
     def _start_proxy_and_dns(self) -> None:
         """kube-proxy (nftables mode, NodePorts only on the bridge address, masquerading
@@ -415,6 +447,14 @@ def _dns_objects() -> list[tuple[str, dict[str, Any]]]:
             "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                       {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}),
     ]
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _ok(client: httpx.Client, path: str) -> bool:

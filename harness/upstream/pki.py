@@ -32,6 +32,7 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kube-proxy": ("system:kube-proxy", None),
     "node-agent": ("harness-node-agent", "system:masters"),
     "coredns": ("system:coredns", None),
+    "knative-ingress": ("harness-knative-ingress", None),   # RBAC: ingress/objects.py
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 

@@ -56,6 +56,7 @@ from harness.prerequisites import (
 )
 from harness.upstream import build, modcache
 from harness.upstream.applier import Applier, ApplyError
+from harness.upstream.ingress.routes import INGRESS_CLASS  # config-network's class
 
 KNATIVE_NAMESPACE = "knative-serving"
 KSERVE_NAMESPACE = "kserve"
@@ -63,8 +64,6 @@ KNATIVE_DEPLOYMENTS = ("webhook", "controller", "autoscaler", "activator")
 KSERVE_DEPLOYMENT = "kserve-controller-manager"
 KSERVE_WEBHOOK_SERVICE = "kserve-webhook-server-service"
 KSERVE_CERT_SECRET = "kserve-webhook-server-cert"
-INGRESS_CLASS = "harness.ingress.networking.knative.dev"
-"""Knative ``config-network`` ``ingress-class``: the harness's own Ingress implementation."""
 KNATIVE_IMAGE_REGISTRY = "gcr.io/knative-releases"
 KO = "ko://"
 VERSION_LABEL = "app.kubernetes.io/version"

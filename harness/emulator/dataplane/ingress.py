@@ -58,7 +58,9 @@ Forwarding keeps method, path, query, body and headers (hop-by-hop ones dropped,
 kept), appends the client to ``X-Forwarded-For``, and passes the answer back with its
 headers (the model server's ``X-Pod-Name`` included); answers over 1 MiB or chunked are
 streamed. The hop to the pod uses the lean pooled HTTP/1.1 client of
-:mod:`harness.emulator.dataplane.ingress_upstream` (aiohttp's client cost too much CPU). A pod that
+:mod:`harness.httpproxy.pool` (aiohttp's client cost too much CPU), with the
+header handling of :mod:`harness.httpproxy.forward` that the upstream cluster's Knative
+ingress shares. A pod that
 refuses the connection is skipped for a second; a request whose pod refused it or closed
 it before answering is retried once on another pod (waiting for one like any request;
 inference is idempotent); when that fails too the answer is 502.
@@ -76,76 +78,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from harness.emulator.dataplane.activator import AdmissionError, Pod, RevisionGate
 from harness.emulator.dataplane.concurrency import Stat
-from harness.emulator.dataplane.ingress_upstream import (
-    ConnectFailed,
-    UpstreamClosed,
-    UpstreamError,
-    UpstreamPool,
-    UpstreamResponse,
+from harness.httpproxy.forward import (
+    UpstreamBroke,
+    forward_headers,
+    host_key,
+    relay,
+    start_server,
 )
+from harness.httpproxy.pool import ConnectFailed, UpstreamClosed, UpstreamError, UpstreamPool
+from harness.httpproxy.split import WeightedRoundRobin
 
 __all__ = ["Ingress", "Pod", "Stat"]
 
 log = logging.getLogger(__name__)
 
-HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
-        "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
-    )
-)
-_DROP_REQUEST = HOP_BY_HOP | {"content-length", "expect"}
-_DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
-_BUFFER_LIMIT = 1 << 20  # answers up to this size are read whole, larger ones streamed
-_MAX_BODY = 64 << 20
 RevisionKey = tuple[str, str]
 FirstRequestHook = Callable[[str, str], "None | Awaitable[Any]"]
-
-
-def _connection_named(headers: Any) -> frozenset[str]:
-    """Header names listed in ``Connection`` (hop-by-hop too)."""
-    values = headers.getall("Connection", ())
-    if not values:
-        return frozenset()
-    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
-
-
-def _host_key(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-class _Split:
-    """Smooth weighted round-robin over revisions (weights = traffic percentages)."""
-
-    __slots__ = ("targets", "weights", "current", "total")
-
-    def __init__(self, targets: list[tuple[RevisionKey, int]]) -> None:
-        self.targets = [key for key, _ in targets]
-        self.weights = [int(w) for _, w in targets]
-        self.current = [0] * len(targets)
-        self.total = sum(self.weights)
-
-    def pick(self) -> RevisionKey:
-        current, weights = self.current, self.weights
-        best = 0
-        for i, w in enumerate(weights):
-            current[i] += w
-            if current[i] > current[best]:
-                best = i
-        current[best] -= self.total
-        return self.targets[best]
-
-
-class _UpstreamBroke(Exception):
-    """The pod's answer broke off before anything was sent to the client."""
 
 
 class Ingress:
@@ -170,9 +121,9 @@ class Ingress:
         self.on_first_request = on_first_request
         self.connect_timeout = connect_timeout
         self._routes: dict[str, RevisionKey] = {}
-        self._splits: dict[str, _Split] = {}
+        self._splits: dict[str, WeightedRoundRobin[RevisionKey]] = {}
         self._gates: dict[RevisionKey, RevisionGate] = {}
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._pool: UpstreamPool | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.url = ""
@@ -187,25 +138,12 @@ class Ingress:
         if self._runner is not None:
             raise RuntimeError("ingress already started")
         self._pool = UpstreamPool(self.connect_timeout)
-        loop = asyncio.get_running_loop()
-
-        def make_request(message: Any, payload: Any, protocol: Any, writer: Any,
-                         task: Any) -> web.BaseRequest:
-            return web.BaseRequest(message, payload, protocol, writer, task, loop,
-                                   client_max_size=_MAX_BODY)
-
-        server = web.Server(self._handle, request_factory=make_request,
-                            handler_cancellation=True, access_log=None)
-        self._runner = web.ServerRunner(server, shutdown_timeout=2.0)
         try:
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
-            await site.start()
+            self._runner, ports = await start_server(self._handle, [(self.host, self.port)])
         except BaseException:
             await self.stop()
             raise
-        addr = self._runner.addresses[0]
-        self.port = int(addr[1])
+        self.port = ports[0]
         self.url = f"http://{self.host}:{self.port}"
 
     async def stop(self) -> None:
@@ -244,8 +182,8 @@ class Ingress:
         return gate
 
     def set_route(self, host: str, namespace: str, revision: str) -> None:
-        self._splits.pop(_host_key(host), None)
-        self._routes[_host_key(host)] = (namespace, revision)
+        self._splits.pop(host_key(host), None)
+        self._routes[host_key(host)] = (namespace, revision)
         self._gate(namespace, revision)
 
     def set_split(self, host: str, namespace: str, targets: list[tuple[str, int]]) -> None:
@@ -261,18 +199,18 @@ class Ingress:
         if len(merged) == 1:
             self.set_route(host, namespace, next(iter(merged)))
             return
-        key = _host_key(host)
+        key = host_key(host)
         want = [((namespace, rev), pct) for rev, pct in merged.items()]
         old = self._splits.get(key)
         if old is None or list(zip(old.targets, old.weights, strict=True)) != want:
-            self._splits[key] = _Split(want)
+            self._splits[key] = WeightedRoundRobin(want)
         self._routes.pop(key, None)
         for rev in merged:
             self._gate(namespace, rev)
 
     def remove_route(self, host: str) -> None:
-        self._routes.pop(_host_key(host), None)
-        self._splits.pop(_host_key(host), None)
+        self._routes.pop(host_key(host), None)
+        self._splits.pop(host_key(host), None)
 
     def routes(self) -> dict[str, RevisionKey]:
         """Hosts with a single revision."""
@@ -338,7 +276,7 @@ class Ingress:
             task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        host = _host_key(request.host)
+        host = host_key(request.host)
         key = self._routes.get(host)
         if key is None and self._splits:
             split = self._splits.get(host)
@@ -380,14 +318,7 @@ class Ingress:
         pool = self._pool
         if pool is None:
             return web.Response(status=503, text="ingress is shutting down\n")
-        req_headers = request.headers
-        named = _connection_named(req_headers)
-        headers = [(k, v) for k, v in req_headers.items()
-                   if (lk := k.lower()) not in _DROP_REQUEST and lk not in named
-                   and lk != "x-forwarded-for"]
-        peer = request.remote or ""
-        prior = ", ".join(req_headers.getall("X-Forwarded-For", ()))
-        headers.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
+        headers = forward_headers(request.headers, request.remote or "")
         deadline = asyncio.get_running_loop().time() + self.activator_timeout
         exclude: frozenset[tuple[str, str, int]] = frozenset()
         last_error = ""
@@ -409,8 +340,8 @@ class Ingress:
                 except UpstreamError as exc:
                     return web.Response(status=502, text=f"pod {pod.name}: {exc}\n")
                 try:
-                    return await self._relay(request, upstream)
-                except _UpstreamBroke as exc:  # the pod died before its answer was read
+                    return await relay(request, upstream)
+                except UpstreamBroke as exc:  # the pod died before its answer was read
                     return web.Response(
                         status=502, text=f"pod {pod.name} failed mid-answer: {exc}\n"
                     )
@@ -419,29 +350,3 @@ class Ingress:
             finally:
                 gate.release(pod)
         return web.Response(status=502, text=f"upstream connection failed: {last_error}\n")
-
-    async def _relay(self, request: web.BaseRequest,
-                     upstream: UpstreamResponse) -> web.StreamResponse:
-        named = {t.strip().lower() for k, v in upstream.headers if k.lower() == "connection"
-                 for t in v.split(",")}
-        headers: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in upstream.headers
-            if (lk := k.lower()) not in _DROP_RESPONSE and lk not in named
-        )
-        length = upstream.content_length
-        if length is not None and length <= _BUFFER_LIMIT:
-            try:
-                data = await upstream.read()
-            except UpstreamError as exc:
-                raise _UpstreamBroke(str(exc)) from exc
-            return web.Response(status=upstream.status, reason=upstream.reason or None,
-                                body=data, headers=headers)
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason or None,
-                                      headers=headers)
-        if length is not None:
-            response.content_length = length
-        await response.prepare(request)
-        async for chunk in upstream.iter_chunks():
-            await response.write(chunk)
-        await response.write_eof()
-        return response

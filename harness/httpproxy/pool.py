@@ -1,8 +1,9 @@
-"""A lean HTTP/1.1 client from the ingress to pods: pooled keep-alive connections (asyncio).
+"""A lean HTTP/1.1 client from an ingress to its backends: pooled keep-alive connections
+(asyncio), used by both ingresses (the emulator's and the upstream cluster's Knative one).
 
 aiohttp's client costs several times more CPU per request than the model server it
-calls, which halves the emulated cluster's throughput on a small machine; the ingress
-only needs plain HTTP/1.1 to 127.0.0.1, so this module writes the request line itself
+calls, which halves the emulated cluster's throughput on a small machine; an ingress
+only needs plain HTTP/1.1 to local addresses, so this module writes the request line itself
 and reads status, headers and a ``Content-Length``, chunked or read-to-close body.
 
 Errors the ingress retries on another pod: :class:`ConnectFailed` (refused, unreachable,
