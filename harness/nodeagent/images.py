@@ -9,10 +9,17 @@ by whoever runs the node agent), looked for when a pod starts; a binary not buil
 the pod's ``ErrImagePull`` too. Such an entry's ``entrypoint`` is the binary's path inside
 the real image (ko's ``/ko-app/<name>``, KServe's ``/manager``): a container ``command``
 naming it runs the built binary, as the image would.
+
+An entry with ``venv`` (a pinned requirements file) is a Python program with its own
+environment (:mod:`harness.nodeagent.imageenv`, built on first use: the image's slow
+"pull"): its ``python`` is that environment's interpreter; any other ``python`` is the
+harness's.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +27,7 @@ import yaml
 
 from harness.errors import UserError
 from harness.files import data_path, data_root
+from harness.nodeagent import imageenv
 
 ROOT = data_root()
 TABLE = data_path("fixtures", "nodeagent", "images.yaml")
@@ -34,6 +42,7 @@ class Image:
     env: dict[str, str] = field(default_factory=dict)
     upstream: str = ""     # a binary of the upstream build (its path is ``command[0]``)
     entrypoint: str = ""   # that binary's path inside the real image
+    venv: Path | None = None   # the pinned requirements of the image's own environment
 
     def argv(self, command: list[str] | None, args: list[str] | None) -> list[str]:
         """The process a container runs: its ``command``/``args`` in place of the image's
@@ -73,9 +82,13 @@ def load_table(path: Path = TABLE, *, upstream_bin: Path | None = None) -> dict[
         upstream, entrypoint = str(entry.get("upstream") or ""), str(entry.get("entrypoint", ""))
         command = tuple(str(c) for c in entry["command"]) if not upstream else (
             () if upstream_bin is None else (str(upstream_bin / upstream),))
+        venv = ROOT / entry["venv"] if entry.get("venv") else None
+        if venv is not None and not venv.is_file():
+            raise UserError(f"the image's venv requirements file {entry['venv']} does not "
+                            "exist", where=str(path), key=name)
         images[name] = Image(name, command, ROOT / entry.get("cwd", "."),
                              tuple(str(a) for a in entry.get("args") or ()), env,
-                             upstream, entrypoint)
+                             upstream, entrypoint, venv)
     return images
 
 
@@ -98,3 +111,32 @@ def resolve(table: dict[str, Image], image: str, path: Path = TABLE) -> Image:
             f'Failed to pull image "{image}": its upstream binary {entry.upstream} is not '
             f"built ({entry.command[0]} is missing); build it with 'make upstream'")
     return entry
+
+
+def needs_pull(image: Image) -> bool:
+    """Whether starting ``image`` first builds its environment (a slow "pull")."""
+    return image.venv is not None and not imageenv.is_built(image.name, image.venv)
+
+
+def interpreter(image: Image, progress: Callable[[str], None] | None = None) -> str:
+    """What ``python`` in the image's command runs: its own environment's interpreter
+    (built first when missing), else the one running the harness."""
+    if image.venv is None:
+        return sys.executable
+    return str(imageenv.ensure(image.name, image.venv, progress=progress))
+
+
+def build_all(table: dict[str, Image] | None = None) -> int:
+    """Build every image environment the table names (``make images``)."""
+    for image in (table or load_table()).values():
+        if image.venv is None:
+            continue
+        built = imageenv.is_built(image.name, image.venv)
+        python = interpreter(image, progress=lambda line: print(line, flush=True))
+        print(f"{image.name}: {Path(python).parent.parent}"
+              f"{' (already built)' if built else ''}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(build_all())

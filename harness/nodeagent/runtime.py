@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,8 @@ from typing import Any
 import httpx
 
 from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
-from harness.nodeagent.images import Image
+from harness.nodeagent.imageenv import ImageEnvError
+from harness.nodeagent.images import Image, interpreter, needs_pull
 from harness.nodeagent.network import API_SERVICE_IP, Network, PodNet
 from harness.objects import format_time
 
@@ -141,6 +141,7 @@ class PodRunner:
             self.net = self.network.add_pod(self.key, self.ns)
             self.dir.mkdir(parents=True, exist_ok=True)
             self._status()
+            self._pull()
             if self._run_inits():
                 self._run_containers()
         except Exception as exc:  # noqa: BLE001 - reported on the pod
@@ -188,7 +189,7 @@ class PodRunner:
     def _argv(self, spec: dict[str, Any], image: Image) -> list[str]:
         argv = image.argv(spec.get("command"), spec.get("args"))
         if argv and argv[0] == "python":
-            argv[0] = sys.executable
+            argv[0] = interpreter(image)
         assert self.net is not None
         return ["ip", "netns", "exec", self.net.netns, *argv]
 
@@ -201,6 +202,28 @@ class PodRunner:
                                     stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=die_with_parent)
+
+    def _pull(self) -> None:
+        """Build the Python environments the pod's images need first (kubelet's
+        ``Pulling``/``Pulled`` events; a failed build is its ``Failed`` one)."""
+        spec = self.pod["spec"]
+        done: set[str] = set()
+        for c in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            image = self.images[c["name"]]
+            if image.name in done or not needs_pull(image):
+                continue
+            done.add(image.name)
+            self._post_event("Normal", "Pulling", f'Pulling image "{c["image"]}"')
+            t0 = time.monotonic()
+            try:
+                interpreter(image)
+            except ImageEnvError as exc:
+                self._post_event("Warning", "Failed",
+                                 f'Failed to pull image "{c["image"]}": {exc}')
+                raise
+            took = f"{time.monotonic() - t0:.3f}s"
+            self._post_event("Normal", "Pulled", f'Successfully pulled image "{c["image"]}" '
+                                                 f"in {took} ({took} including waiting)")
 
     def _run_inits(self) -> bool:
         for spec in self.pod["spec"].get("initContainers") or []:
