@@ -79,9 +79,7 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
+    pem = _pem_key(key)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
@@ -129,6 +127,47 @@ def _leaf(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, subject: x50
     return b.sign(ca_key, hashes.SHA256()), key
 
 
+def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    name = _name(common_name)
+    cert = (_builder(name, name, key)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
+                                         content_commitment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert, key
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+@dataclass(frozen=True)
+class ServingCert:
+    """PEM bytes of a serving certificate, its key and the CA that signed it."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+
+def serving_certificate(dns_names: list[str], *, ca_name: str) -> ServingCert:
+    """A fresh CA named ``ca_name`` and a serving certificate for ``dns_names`` (the first
+    is its common name) signed by it, for a webhook's Service."""
+    ca, ca_key = _ca(ca_name)
+    cert, key = _leaf(ca, ca_key, _name(dns_names[0]), [ExtendedKeyUsageOID.SERVER_AUTH],
+                      [x509.DNSName(n) for n in dns_names])
+    return ServingCert(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key),
+                       ca.public_bytes(serialization.Encoding.PEM))
+
+
 def serving_sans(*, service_ip: str, advertise_ip: str,
                  cluster_domain: str = "cluster.local") -> list[x509.GeneralName]:
     """The API server's names: loopback, its advertised and first Service address,
@@ -148,18 +187,7 @@ def make_pki(directory: Path, *, service_ip: str, advertise_ip: str,
     """
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
-    ca_key = _key()
-    ca_name = _name("harness-upstream-ca")
-    ca = (_builder(ca_name, ca_name, ca_key)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                       content_commitment=False, data_encipherment=False,
-                                       key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False,
-                                       decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                         critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca, ca_key = _ca("harness-upstream-ca")
     _write_cert(pki.ca_cert, ca)
     _write_key(pki.ca_key, ca_key)
 
