@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle upstream test-upstream
+.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle upstream test-upstream images
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
@@ -18,6 +18,7 @@ help:
 	@echo "make oracle        20,000 random scenarios: reference model vs Knative's own code (needs Go)"
 	@echo "make upstream      build etcd, the Kubernetes control plane, CoreDNS, Knative Serving and KServe from their Go modules"
 	@echo "make test-upstream the tests against a live upstream cluster (root, Linux; builds first)"
+	@echo "make images        the node agent's image environments (storage initializer: ~2 min once)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +53,12 @@ kind-down: $(STAMP)
 upstream: $(STAMP)
 	$(BIN)/python -m harness.upstream.build
 
-test-upstream: upstream
+# The Python environments of the node agent's images (kserve/storage-initializer: kserve-storage
+# from PyPI) into ~/.cache/harness/images; about 2 minutes the first time, then instant
+images: $(STAMP)
+	$(BIN)/python -m harness.nodeagent.images
+
+test-upstream: upstream images
 	HARNESS_UPSTREAM=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/upstream $(ARGS)
 
 bench: $(STAMP)
