@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.nodeagent.pvc import ClaimError, claim_volume
+from harness.nodeagent.pvc import ClaimError, claim_path
 
 NS = "models"
 
@@ -48,19 +48,17 @@ PV_PATH = "/api/v1/persistentvolumes/pv-1"
 
 def test_bound_host_path_claim_is_its_folder(tmp_path: Path) -> None:
     client = api({PVC_PATH: claim(), PV_PATH: pv({"hostPath": {"path": str(tmp_path)}})})
-    vol = claim_volume(client, NS, {"claimName": "models-pvc"})
-    assert vol.path == tmp_path and not vol.read_only
-    assert claim_volume(client, NS, {"claimName": "models-pvc", "readOnly": True}).read_only
+    assert claim_path(client, NS, {"claimName": "models-pvc"}) == tmp_path
 
 
 def test_local_and_directory_or_create(tmp_path: Path) -> None:
     made = tmp_path / "made" / "here"
     client = api({PVC_PATH: claim(), PV_PATH: pv(
         {"hostPath": {"path": str(made), "type": "DirectoryOrCreate"}})})
-    assert claim_volume(client, NS, {"claimName": "models-pvc"}).path == made
+    assert claim_path(client, NS, {"claimName": "models-pvc"}) == made
     assert made.is_dir()
     client = api({PVC_PATH: claim(), PV_PATH: pv({"local": {"path": str(tmp_path)}})})
-    assert claim_volume(client, NS, {"claimName": "models-pvc"}).path == tmp_path
+    assert claim_path(client, NS, {"claimName": "models-pvc"}) == tmp_path
 
 
 @pytest.mark.parametrize("objects, words", [
@@ -84,5 +82,5 @@ def test_local_and_directory_or_create(tmp_path: Path) -> None:
 ])
 def test_refusals_in_kubelets_words(objects: dict[str, Any], words: str) -> None:
     with pytest.raises(ClaimError) as err:
-        claim_volume(api(objects), NS, {"claimName": "models-pvc"})
+        claim_path(api(objects), NS, {"claimName": "models-pvc"})
     assert words in str(err.value)

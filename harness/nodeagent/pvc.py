@@ -5,8 +5,7 @@ The claim is read from the API; it must be bound (``status.phase: Bound``,
 ``spec.volumeName``; the real PV controller in kube-controller-manager binds it) and not
 being deleted; the PersistentVolume it names must point back at the claim's uid
 (``spec.claimRef.uid``). Only PVs that are a folder on this host can be mounted:
-``hostPath`` (its ``type`` checked as for a hostPath volume) and ``local``. The volume is
-read-only when the pod's source says ``readOnly`` (kubelet's ``NewSpecFromPersistentVolume``).
+``hostPath`` (its ``type`` checked as for a hostPath volume) and ``local``.
 
 Errors carry kubelet's words (``error processing PVC ns/claim: PVC is not bound``) for the
 pod's ``FailedMount`` event. KServe mounts a ``pvc://claim/path`` storageUri this way: the
@@ -16,7 +15,6 @@ download (``pkg/webhook/admission/pod/storage_initializer_injector.go``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,6 @@ import httpx
 
 class ClaimError(RuntimeError):
     """The claim's volume cannot be set up (kubelet's message)."""
-
-
-@dataclass(frozen=True)
-class ClaimVolume:
-    path: Path
-    read_only: bool
 
 
 def _get(client: httpx.Client, path: str, what: str) -> dict[str, Any]:
@@ -47,7 +39,7 @@ def _get(client: httpx.Client, path: str, what: str) -> dict[str, Any]:
     return dict(r.json())
 
 
-def claim_volume(client: httpx.Client, namespace: str, source: dict[str, Any]) -> ClaimVolume:
+def claim_path(client: httpx.Client, namespace: str, source: dict[str, Any]) -> Path:
     """The host folder behind a pod's ``persistentVolumeClaim`` volume source."""
     name = source["claimName"]
     prefix = f"error processing PVC {namespace}/{name}"
@@ -72,7 +64,7 @@ def claim_volume(client: httpx.Client, namespace: str, source: dict[str, Any]) -
                              f"{pvc['metadata']['uid']}")
     except ClaimError as exc:
         raise ClaimError(f"{prefix}: {exc}") from None
-    return ClaimVolume(_host_folder(pv), bool(source.get("readOnly")))
+    return _host_folder(pv)
 
 
 def _host_folder(pv: dict[str, Any]) -> Path:
