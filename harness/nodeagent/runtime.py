@@ -469,7 +469,9 @@ class PodRunner:
         if self.init_statuses:
             status["initContainerStatuses"] = self.init_statuses
         key = (phase, [(s["name"], s["ready"], s["restartCount"], list(s["state"]))
-                       for s in statuses], len(self.init_statuses), self.init_done)
+                       for s in statuses],
+               [(s["name"], s["restartCount"], s["state"]["terminated"]["exitCode"])
+                for s in self.init_statuses], self.init_done)
         if key == self._reported:
             return
         conditions = []
