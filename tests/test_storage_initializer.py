@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.server
 import os
 import subprocess
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,26 +60,28 @@ def s3_env(endpoint: str) -> dict[str, str]:
             "S3_VERIFY_SSL": "0", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-class _Files(http.server.SimpleHTTPRequestHandler):
-    content_type = "application/octet-stream"
-
-    def guess_type(self, path: Any) -> str:
-        return self.content_type
-
+class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
 
+class _Files(_Quiet):
+    def guess_type(self, path: Any) -> str:
+        return "application/octet-stream"
+
+
 @pytest.fixture(scope="module")
 def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """Two local HTTP servers with /linear/v1/model.json: one answering
-    ``application/octet-stream`` (as object stores do), one ``application/json``."""
+    """Local HTTP servers with /linear/v1/model.json and model.tar.gz: one answering
+    ``application/octet-stream`` (as object stores do), one with the content types a plain
+    web server gives (Python's ``http.server``: ``application/json``, ``application/x-tar``)."""
     root = tmp_path_factory.mktemp("www")
     (root / "linear" / "v1").mkdir(parents=True)
     (root / "linear" / "v1" / "model.json").write_bytes(MODEL.read_bytes())
+    with tarfile.open(root / "linear" / "v1" / "model.tar.gz", "w:gz") as tar:
+        tar.add(MODEL, arcname="model.json")
     servers = []
-    for ctype in ("application/octet-stream", "application/json"):
-        handler = type("Handler", (_Files,), {"content_type": ctype})
+    for handler in (_Files, _Quiet):
         server = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), lambda *a, h=handler, **kw: h(*a, directory=str(root), **kw))
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -136,6 +139,16 @@ def test_http_file_served_as_json_is_refused_as_upstream_does(
     assert proc.returncode == 1
     assert f"URI: {url} did not respond with 'Content-Type': 'application/octet-stream'" in \
         proc.stdout + proc.stderr
+
+
+def test_http_archive_is_unpacked(image: Image, http_root: tuple[str, str],
+                                  tmp_path: Path) -> None:
+    _, web = http_root   # application/x-tar from a plain web server is what KServe wants
+    dest = tmp_path / "models"
+    proc = run(image, [f"{web}/linear/v1/model.tar.gz", str(dest)], {}, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["model.json"]
+    assert (dest / "model.json").read_bytes() == MODEL.read_bytes()
 
 
 def test_several_pairs_and_usage(image: Image, s3: str, http_root: tuple[str, str],
