@@ -91,10 +91,14 @@ def test_knative_ingress_routes_splits_and_reports_ready(upstream: Any) -> None:
         url = upstream.state["ingress_url"]
         assert url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=url, timeout=30.0) as client:
-            # the EndpointSlice controller publishes the pods a moment after Ready
+            # the EndpointSlice controller publishes the pods a moment after Ready (till
+            # then kube-proxy refuses the ClusterIP): wait for every backend to answer
             _until("both split backends answering", lambda: all(
                 client.get("/v2/health/ready", headers={"Host": host}).status_code == 200
                 for _ in range(10)), timeout=30)
+            _until("the slow backend answering", lambda: client.get(
+                "/v2/health/ready", headers={"Host": host, "X-Slow": "yes"}).status_code == 200,
+                timeout=30)
             seen: Counter[str] = Counter()
             overhead: list[float] = []
             for _ in range(100):
