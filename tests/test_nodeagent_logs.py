@@ -19,7 +19,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
                    extra_serving={"nodeagent": ["localhost", "127.0.0.1"]})
     log = tmp_path / "c.log"
     log.write_text("one\ntwo\nthree\n")
-    srv = LogServer(lambda ns, pod, c: (log, lambda: False) if (ns, pod, c) == ("n", "p", "c")
+    srv = LogServer(lambda ns, pod, c, prev: (log, lambda: False) if (ns, pod, c) == ("n", "p", "c")
                     else None, cert=pki.directory / "nodeagent.crt",
                     key=pki.directory / "nodeagent.key", ca=pki.ca_cert).start()
     yield srv, pki

@@ -133,3 +133,62 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
         runner.containers["main"].proc.poll() is not None
     assert net.pods == {}
     assert not Path(f"/etc/netns/{pod_ns}").exists()
+
+
+def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
+        net: Any, tmp_path: Path) -> None:
+    """An init container writes an emptyDir the main container reads at its mountPath; a
+    ConfigMap key appears by subPath; a crash keeps the previous instance's log; stopping
+    runs the exec preStop hook inside the container (it sees the volumes) before SIGTERM."""
+    from harness.nodeagent.logs import NoLog
+
+    api = FakeApi()
+    out = tmp_path / "out"
+    out.mkdir()
+    table = load_table()
+    script = ("trap 'echo term >> /out/order; exit 0' TERM; cat /work/greeting; echo; "
+              "cat /etc/greeting.txt; echo; echo run >> /out/runs; "
+              "while :; do sleep 0.1; done")
+    pod = _pod(PAUSE_IMAGE, command=["sh", "-c", script],
+               volumeMounts=[{"name": "work", "mountPath": "/work"},
+                             {"name": "settings", "mountPath": "/etc/greeting.txt",
+                              "subPath": "greeting"},
+                             {"name": "out", "mountPath": "/out"}],
+               lifecycle={"preStop": {"exec": {"command": [
+                   "sh", "-c", "cat /work/greeting > /out/order; echo ' prestop' >> /out/order"]}}})
+    pod["spec"]["initContainers"] = [{
+        "name": "init", "image": PAUSE_IMAGE, "command": ["sh", "-c", "echo -n from-init > "
+                                                          "/work/greeting"],
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    pod["spec"]["volumes"] = [{"name": "work", "emptyDir": {}},
+                              {"name": "settings", "configMap": {"name": "settings"}},
+                              {"name": "out", "hostPath": {"path": str(out)}}]
+    images = {"main": resolve(table, PAUSE_IMAGE), "init": resolve(table, PAUSE_IMAGE)}
+    runner = PodRunner(pod, images, client=httpx.Client(
+        transport=httpx.MockTransport(api.handler), base_url="https://api"),
+        network=net, logs=tmp_path / "pods", run_id=net.run_id, host_ip="127.0.0.1",
+        on_gone=lambda uid: None).start()
+    try:
+        _until("main running", lambda: (out / "runs").exists())
+        log, _running = runner.log_source("main")
+        _until("main's output", lambda: "hello" in log.read_text())
+        assert log.read_text() == "from-init\nhello\n"
+        with pytest.raises(NoLog, match='previous terminated container "main" in pod "p1"'):
+            runner.log_source("main", previous=True)
+        volume = runner.volumes.dirs["work"]
+        assert volume.is_relative_to(tmp_path / "pods")
+        runner.containers["main"].proc.kill()
+        _until("restarted", lambda: (out / "runs").read_text() == "run\nrun\n", timeout=40)
+        previous, running = runner.log_source("main", previous=True)
+        assert previous.read_text() == "from-init\nhello\n" and not running()
+    finally:
+        runner.terminate()
+        runner.join(20)
+    assert (out / "order").read_text() == "from-init prestop\nterm\n"
+    assert not volume.exists()                 # the pod's volumes go with it
+    assert not any(e["reason"] == "FailedPreStopHook" for e in api.events)
+    assert any(e["reason"] == "Killing" and e["message"] == "Stopping container main"
+               for e in api.events)
+
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"

@@ -2,9 +2,11 @@
 
 ``kubectl logs`` asks the API server (``pods/log``), which calls the pod's node at its
 InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``:
-``GET /containerLogs/<namespace>/<pod>/<container>?tailLines=&limitBytes=&follow=`` over
-TLS with its kubelet client certificate. This server answers that from the runtime's log
-files, on 127.0.0.1 only, and only to clients with a certificate of the cluster's CA.
+``GET /containerLogs/<namespace>/<pod>/<container>?tailLines=&limitBytes=&follow=&previous=``
+over TLS with its kubelet client certificate. This server answers that from the runtime's
+log files, on 127.0.0.1 only, and only to clients with a certificate of the cluster's CA.
+A container with no log to show (``--previous`` with no earlier instance, one not started
+yet) is kubelet's 400 with kubelet's words, which the API server passes on as BadRequest.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-LogLookup = Callable[[str, str, str], "tuple[Path, Callable[[], bool]] | None"]
-"""(namespace, pod, container) -> (log file, is the container still running) or None."""
+LogLookup = Callable[[str, str, str, bool], "tuple[Path, Callable[[], bool]] | None"]
+"""(namespace, pod, container, previous) -> (log file, is the container still running), or
+None when the pod is not on this node; :class:`NoLog` for kubelet's 400."""
+
+
+class NoLog(LookupError):
+    """The container has no such log (kubelet's ``validateContainerLogStatus`` words)."""
 
 
 def tail(data: bytes, lines: int) -> bytes:
@@ -67,15 +74,19 @@ class LogServer:
         url = urlsplit(req.path)
         parts = url.path.strip("/").split("/")
         if len(parts) != 4 or parts[0] != "containerLogs":
-            req.send_error(404, "not found")
+            _plain(req, 404, "not found")
             return
-        found = self.lookup(parts[1], parts[2], parts[3])
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            found = self.lookup(parts[1], parts[2], parts[3],
+                                q.get("previous") in ("true", "1"))
+        except NoLog as exc:
+            _plain(req, 400, str(exc))
+            return
         if found is None:
-            req.send_error(404, f"container {parts[3]} of pod {parts[1]}/{parts[2]} "
-                                "is not on this node")
+            _plain(req, 404, f"pod {parts[1]}/{parts[2]} is not on this node")
             return
         path, running = found
-        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         data = path.read_bytes() if path.exists() else b""
         data = tail(data, int(q.get("tailLines", -1)))
         if "limitBytes" in q:
@@ -105,3 +116,13 @@ class LogServer:
                 time.sleep(0.2)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+def _plain(req: BaseHTTPRequestHandler, code: int, text: str) -> None:
+    """A plain-text error body (the API server quotes it as the error's message)."""
+    body = text.encode()
+    req.send_response(code)
+    req.send_header("Content-Type", "text/plain; charset=utf-8")
+    req.send_header("Content-Length", str(len(body)))
+    req.end_headers()
+    req.wfile.write(body)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,12 @@ class PodAgent:
         with self._lock:
             return next((r for r in self.runners.values()
                          if (r.ns, r.name) == (namespace, name)), None)
+
+    def log_source(self, namespace: str, pod: str, container: str,
+                   previous: bool = False) -> tuple[Path, Callable[[], bool]] | None:
+        """The log server's lookup (:data:`harness.nodeagent.logs.LogLookup`)."""
+        runner = self.runner(namespace, pod)
+        return runner.log_source(container, previous) if runner is not None else None
 
     # ------------------------------------------------------------ loop
 

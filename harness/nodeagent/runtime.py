@@ -29,10 +29,14 @@ from typing import Any
 
 import httpx
 
+from harness.nodeagent import hooks, mounts
 from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
+from harness.nodeagent.downward import FieldError, field_value, resource_value
 from harness.nodeagent.imageenv import ImageEnvError
 from harness.nodeagent.images import Image, interpreter, needs_pull
+from harness.nodeagent.logs import NoLog
 from harness.nodeagent.network import API_SERVICE_IP, Network, PodNet
+from harness.nodeagent.volumes import PodVolumes, VolumeError
 from harness.objects import format_time
 
 PROBE_AGENT = "kube-probe/1.34"
@@ -60,8 +64,11 @@ class EnvError(RuntimeError):
 class Container:
     spec: dict[str, Any]
     image: Image
-    log: Path
+    log: Path               # this instance's log (``<pod dir>/<name>/<n>.log``, as kubelet)
     proc: subprocess.Popen[bytes] | None = None
+    previous: Path | None = None   # the previous instance's log, for ``--previous``
+    instance: int = 0
+    env: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
     ready: bool = False
     started_at: str = ""
@@ -71,22 +78,6 @@ class Container:
     probe_due: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     successes: dict[str, int] = field(default_factory=dict)
-
-
-def _field(pod: dict[str, Any], path: str, net: PodNet, host_ip: str) -> str:
-    meta = pod["metadata"]
-    simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-              "metadata.uid": meta["uid"], "spec.nodeName": pod["spec"].get("nodeName", ""),
-              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-              "status.podIP": net.address, "status.hostIP": host_ip,
-              "status.podIPs": net.address, "status.hostIPs": host_ip}
-    if path in simple:
-        return simple[path]
-    for kind in ("labels", "annotations"):
-        prefix = f"metadata.{kind}['"
-        if path.startswith(prefix) and path.endswith("']"):
-            return str((meta.get(kind) or {}).get(path[len(prefix):-2], ""))
-    raise EnvError(f"unsupported fieldRef {path!r}")
 
 
 class PodRunner:
@@ -117,6 +108,7 @@ class PodRunner:
                                         daemon=True)
         self._reported: Any = None
         self.start_time = format_time()
+        self.volumes: PodVolumes | None = None
 
     def start(self) -> PodRunner:
         self._thread.start()
@@ -130,9 +122,27 @@ class PodRunner:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def log_path(self, container: str) -> Path | None:
+    def log_source(self, container: str,
+                   previous: bool = False) -> tuple[Path, Callable[[], bool]]:
+        """(log file, whether it may still grow) of the container's current or previous
+        instance; :class:`~harness.nodeagent.logs.NoLog` with kubelet's words if none."""
         c = self.containers.get(container)
-        return c.log if c is not None else None
+        names = [s["name"] for s in [*self.pod["spec"]["containers"],
+                                     *(self.pod["spec"].get("initContainers") or [])]]
+        if container not in names:
+            raise NoLog(f'container "{container}" in pod "{self.name}" is not available')
+        if previous:
+            if c is None or c.previous is None or not c.previous.exists():
+                raise NoLog(f'previous terminated container "{container}" in pod '
+                            f'"{self.name}" not found')
+            return c.previous, lambda: False
+        if c is None or not c.log.exists():
+            reason = "ContainerCreating" if self.init_done else "PodInitializing"
+            raise NoLog(f'container "{container}" in pod "{self.name}" is waiting to start: '
+                        f"{reason}")
+        log = c.log
+        return log, lambda: c.log == log and c.proc is not None and \
+            c.proc.poll() is None and not self.terminating.is_set()
 
     # ------------------------------------------------------------ main loop
 
@@ -140,16 +150,39 @@ class PodRunner:
         try:
             self.net = self.network.add_pod(self.key, self.ns)
             self.dir.mkdir(parents=True, exist_ok=True)
+            self.volumes = PodVolumes(self.pod, self.dir / "volumes", self.client,
+                                      run_id=self.run_id, host_ip=self.host_ip,
+                                      pod_ip=self.net.address)
             self._status()
             self._pull()
-            if self._run_inits():
+            if self._mount_volumes() and self._run_inits():
                 self._run_containers()
         except Exception as exc:  # noqa: BLE001 - reported on the pod
             self._post_event("Warning", "Failed", f"node agent: {exc}")
         finally:
             self._stop_all()
+            if self.volumes is not None:
+                self.volumes.teardown()
             self.network.remove_pod(self.key)
             self.on_gone(self.uid)
+
+    def _mount_volumes(self) -> bool:
+        """Every volume set up before any container starts; a failure is kubelet's
+        ``FailedMount`` event, retried with back-off while the pod stays Pending."""
+        assert self.volumes is not None
+        delay, last = 1.0, ""
+        while not self.terminating.is_set():
+            try:
+                self.volumes.setup()
+                return True
+            except VolumeError as exc:
+                if str(exc) != last:
+                    self._post_event("Warning", "FailedMount", str(exc))
+                    last = str(exc)
+            if self.terminating.wait(delay):
+                return False
+            delay = min(delay * 2, 30.0)
+        return False
 
     def _env(self, spec: dict[str, Any], image: Image) -> dict[str, str]:
         assert self.net is not None
@@ -160,10 +193,22 @@ class PodRunner:
                 env[item["name"]] = str(item["value"])
                 continue
             source = item.get("valueFrom") or {}
-            if "fieldRef" in source:
-                env[item["name"]] = _field(self.pod, source["fieldRef"]["fieldPath"],
-                                           self.net, self.host_ip)
-            elif "configMapKeyRef" in source or "secretKeyRef" in source:
+            try:
+                if "fieldRef" in source:
+                    env[item["name"]] = field_value(
+                        self.pod, source["fieldRef"]["fieldPath"], pod_ip=self.net.address,
+                        host_ip=self.host_ip)
+                    continue
+                if "resourceFieldRef" in source:
+                    ref = source["resourceFieldRef"]
+                    assert self.volumes is not None
+                    env[item["name"]] = resource_value(
+                        spec, ref["resource"], ref.get("divisor"),
+                        self.volumes._node_allocatable())
+                    continue
+            except FieldError as exc:
+                raise EnvError(str(exc)) from None
+            if "configMapKeyRef" in source or "secretKeyRef" in source:
                 value = self._key_ref(source)
                 if value is not None:
                     env[item["name"]] = value
@@ -186,19 +231,41 @@ class PodRunner:
         value = data[ref["key"]]
         return base64.b64decode(value).decode() if secret else str(value)
 
-    def _argv(self, spec: dict[str, Any], image: Image) -> list[str]:
-        argv = image.argv(spec.get("command"), spec.get("args"))
+    def _argv(self, spec: dict[str, Any], image: Image, env: dict[str, str]) -> list[str]:
+        """``ip netns exec <pod's namespace>``, the mount setup when the container has
+        volume mounts or a workingDir (:mod:`harness.nodeagent.mounts`), the command."""
+        argv = [mounts.expand(a, env)
+                for a in image.argv(spec.get("command"), spec.get("args"))]
         if argv and argv[0] == "python":
             argv[0] = interpreter(image)
-        assert self.net is not None
+        assert self.net is not None and self.volumes is not None
+        try:
+            planned = mounts.plan(spec, self.volumes.dirs, env)
+        except mounts.MountError as exc:
+            raise EnvError(str(exc)) from None
+        if planned or spec.get("workingDir"):
+            plan = mounts.write_plan(self.dir / f"{spec['name']}.mounts.json", planned,
+                                     spec.get("workingDir"))
+            argv = mounts.wrap(argv, plan)
         return ["ip", "netns", "exec", self.net.netns, *argv]
 
-    def _spawn(self, spec: dict[str, Any], image: Image, log: Path) -> subprocess.Popen[bytes]:
-        env = self._env(spec, image)
+    def _spawn(self, c: Container) -> subprocess.Popen[bytes]:
+        """Start a new instance of ``c``, logging to a fresh ``<n>.log`` (the last one
+        kept as the previous instance's)."""
+        env = self._env(c.spec, c.image)
+        argv = self._argv(c.spec, c.image, env)
         env.update(run_env(self.run_id))
-        cwd = Path(spec["workingDir"]) if spec.get("workingDir") else image.cwd
-        with open(log, "ab") as out:
-            return subprocess.Popen(self._argv(spec, image), cwd=cwd, env=env,
+        c.env = env
+        folder = self.dir / c.spec["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        if c.log.exists():
+            if c.previous is not None:
+                c.previous.unlink(missing_ok=True)
+            c.previous = c.log
+            c.instance += 1
+        c.log = folder / f"{c.instance}.log"
+        with open(c.log, "ab") as out:
+            return subprocess.Popen(argv, cwd=c.image.cwd, env=env,
                                     stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=die_with_parent)
@@ -227,17 +294,16 @@ class PodRunner:
 
     def _run_inits(self) -> bool:
         for spec in self.pod["spec"].get("initContainers") or []:
-            image = self.images[spec["name"]]
-            log = self.dir / f"{spec['name']}.log"
+            c = Container(spec, self.images[spec["name"]], self.dir / spec["name"] / "0.log")
+            self.containers[spec["name"]] = c
             attempt = 0
             while not self.terminating.is_set():
                 started = format_time()
                 try:
-                    proc = self._spawn(spec, image, log)
+                    c.proc = proc = self._spawn(c)
                 except EnvError as exc:
                     self._post_event("Warning", "Failed", f"Error: {exc}")
                     return False
-                self.containers[spec["name"]] = Container(spec, image, log, proc)
                 while proc.poll() is None and not self.terminating.wait(0.2):
                     pass
                 if self.terminating.is_set():
@@ -266,9 +332,13 @@ class PodRunner:
         policy = self.pod["spec"].get("restartPolicy", "Always")
         for spec in self.pod["spec"]["containers"]:
             self.containers[spec["name"]] = Container(
-                spec, self.images[spec["name"]], self.dir / f"{spec['name']}.log")
+                spec, self.images[spec["name"]], self.dir / spec["name"] / "0.log")
         while not self.terminating.is_set():
             t = time.monotonic()
+            if self.volumes is not None:
+                for error in self.volumes.sync():
+                    self._post_event("Warning", "FailedMount", f"MountVolume.SetUp failed "
+                                     f"for {error}")
             for c in self._mains():
                 if c.proc is None:
                     again = c.last_exit is None or policy == "Always" or (
@@ -300,7 +370,7 @@ class PodRunner:
 
     def _start_container(self, c: Container) -> None:
         try:
-            c.proc = self._spawn(c.spec, c.image, c.log)
+            c.proc = self._spawn(c)
         except EnvError as exc:
             self._post_event("Warning", "Failed", f"Error: {exc}")
             c.next_start = time.monotonic() + BACKOFF_S[0]
@@ -311,6 +381,19 @@ class PodRunner:
         c.probe_due = {}
         c.failures, c.successes = {}, {}
         self._post_event("Normal", "Started", f"Started container {c.spec['name']}")
+        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            error = self._hook(c, post_start, self.grace_s)
+            if error is not None:
+                # kubelet: the event without the message (it may hold secrets), then the
+                # container is killed and restarted per its policy
+                self._post_event("Warning", "FailedPostStartHook", "PostStartHook failed")
+                self._kill(c, self.grace_s, run_pre_stop=False)
+
+    def _hook(self, c: Container, handler: dict[str, Any], timeout: float) -> str | None:
+        assert self.net is not None and c.proc is not None
+        return hooks.run_handler(handler, pid=c.proc.pid, env=c.env, pod_ip=self.net.address,
+                                 port_of=self._port, timeout=timeout)
 
     def _container_exited(self, c: Container, policy: str) -> None:
         assert c.proc is not None
@@ -344,7 +427,7 @@ class PodRunner:
             if t < due:
                 continue
             c.probe_due[kind] = t + float(probe.get("periodSeconds", 10))
-            ok = self._check(probe)
+            ok = self._check(probe, c)
             if ok:
                 c.successes[kind] = c.successes.get(kind, 0) + 1
                 c.failures[kind] = 0
@@ -363,7 +446,7 @@ class PodRunner:
                                          "probe, will be restarted")
                         self._kill(c, float(self.grace_s))
 
-    def _check(self, probe: dict[str, Any]) -> bool:
+    def _check(self, probe: dict[str, Any], c: Container) -> bool:
         assert self.net is not None
         timeout = float(probe.get("timeoutSeconds", 1))
         if "httpGet" in probe:
@@ -387,12 +470,10 @@ class PodRunner:
             except OSError:
                 return False
         if "exec" in probe:
-            try:
-                return subprocess.run(["ip", "netns", "exec", self.net.netns,
-                                       *probe["exec"]["command"]], capture_output=True,
-                                      timeout=timeout).returncode == 0
-            except (subprocess.TimeoutExpired, OSError):
+            if c.proc is None:
                 return False
+            return hooks.run_exec(c.proc.pid, list(probe["exec"]["command"]), c.env,
+                                  timeout)[0]
         return True
 
     def _port(self, port: int | str) -> int:
@@ -406,14 +487,33 @@ class PodRunner:
 
     # ------------------------------------------------------------ stop
 
-    def _kill(self, c: Container, grace_s: float) -> None:
+    def _kill(self, c: Container, grace_s: float, run_pre_stop: bool = True) -> None:
+        """Kubelet's ``killContainer``: the preStop hook first (within the grace period,
+        ``FailedPreStopHook`` when it fails), then SIGTERM with what is left of the grace
+        period (at least 2 s), then SIGKILL."""
         proc = c.proc
         if proc is None or proc.poll() is not None:
             return
+        pre_stop = (c.spec.get("lifecycle") or {}).get("preStop")
+        if run_pre_stop and pre_stop and grace_s > 0:
+            started = time.monotonic()
+            done = threading.Event()
+
+            def run() -> None:
+                if self._hook(c, pre_stop, grace_s) is not None:
+                    self._post_event("Warning", "FailedPreStopHook", "PreStopHook failed")
+                done.set()
+            threading.Thread(target=run, name=f"preStop {self.key}/{c.spec['name']}",
+                             daemon=True).start()
+            done.wait(grace_s)
+            grace_s = hooks.grace_after_prestop(grace_s, int(time.monotonic() - started))
         stop_group(proc, grace_s)
         proc.wait()
 
     def _stop_all(self) -> None:
+        for c in self.containers.values():
+            if c.proc is not None and c.proc.poll() is None:
+                self._post_event("Normal", "Killing", f"Stopping container {c.spec['name']}")
         threads = [threading.Thread(target=self._kill, args=(c, self.grace_s), daemon=True)
                    for c in self.containers.values()]
         for t in threads:

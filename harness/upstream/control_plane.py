@@ -228,12 +228,10 @@ class UpstreamCluster:
         tls.load_cert_chain(str(self.pki.client_cert(user)), str(self.pki.client_key(user)))
         return httpx.Client(base_url=self.url, verify=tls, timeout=10.0)
 
-    def _log_lookup(self, namespace: str, pod: str, container: str) -> Any:
-        runner = self.pods.runner(namespace, pod) if self.pods is not None else None
-        c = runner.containers.get(container) if runner is not None else None
-        if c is None:
+    def _log_lookup(self, namespace: str, pod: str, container: str, previous: bool) -> Any:
+        if self.pods is None:
             return None
-        return c.log, lambda: c.proc is not None and not runner.terminating.is_set()
+        return self.pods.log_source(namespace, pod, container, previous)
 
     # ------------------------------------------------------------ components
 

@@ -83,7 +83,7 @@ class SweepResult:
 
 def sweep(*, dry_run: bool = False) -> SweepResult:
     """Kill and remove what dead runs left behind (see the module docstring)."""
-    from harness.nodeagent import network
+    from harness.nodeagent import network, volumes
 
     result = SweepResult()
     procs = run_processes()
@@ -111,6 +111,7 @@ def sweep(*, dry_run: bool = False) -> SweepResult:
                 shutil.rmtree(folder, ignore_errors=True)
         if not dry_run:
             f.unlink(missing_ok=True)
+            result.folders += [Path(p) for p in volumes.sweep_memory(f.stem)]
     if os.geteuid() == 0 and shutil.which("ip"):
         for run in sorted(network.runs_on_host() - live):
             owner = network.bridge_owner(run)
