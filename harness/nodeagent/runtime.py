@@ -7,12 +7,17 @@ it Pending with ``podIP``/``hostIP``/``startTime``, runs the init containers in 
 (each to completion), then starts every container with ``ip netns exec``: its command from
 the table (or the container's ``command``/``args``), its ``env`` (the ``kubernetes``
 Service's ``KUBERNETES_SERVICE_*`` as kubelet sets them, literal values, ``fieldRef``,
-``configMapKeyRef``, ``secretKeyRef``), stdout and stderr to a log file.
-Readiness and liveness probes (HTTP GET with kubelet's ``User-Agent: kube-probe/1.34``,
-TCP, exec) decide ``Ready``; a container that exits is restarted per ``restartPolicy``
-with kubelet's doubling back-off (10 s .. 5 min), counted in ``restartCount``. Stopping
-sends SIGTERM to each container's process group, SIGKILL after
-``terminationGracePeriodSeconds``, and removes the namespace.
+``resourceFieldRef``, ``configMapKeyRef``, ``secretKeyRef``), stdout and
+stderr to one log file per instance (``<pod dir>/<container>/<n>.log``; the previous one
+is kept for ``kubectl logs --previous``). Before any container, the pod's volumes are made
+(:mod:`harness.nodeagent.volumes`, ``FailedMount`` events until they can be); each
+container sees them at its mountPaths through the mount setup step
+(:mod:`harness.nodeagent.mounts`). Readiness and liveness probes (HTTP GET with kubelet's
+``User-Agent: kube-probe/1.34``, TCP, exec inside the container) decide ``Ready``; a
+container that exits is restarted per ``restartPolicy`` with kubelet's doubling back-off
+(10 s .. 5 min), counted in ``restartCount``. Stopping a container runs its preStop hook
+(:mod:`harness.nodeagent.hooks`), then sends SIGTERM to its process group, SIGKILL when
+``terminationGracePeriodSeconds`` is over; the pod's end removes its namespace and volumes.
 """
 
 from __future__ import annotations
@@ -181,7 +186,7 @@ class PodRunner:
                     last = str(exc)
             if self.terminating.wait(delay):
                 return False
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, 8.0)
         return False
 
     def _env(self, spec: dict[str, Any], image: Image) -> dict[str, str]:
@@ -204,7 +209,7 @@ class PodRunner:
                     assert self.volumes is not None
                     env[item["name"]] = resource_value(
                         spec, ref["resource"], ref.get("divisor"),
-                        self.volumes._node_allocatable())
+                        self.volumes.node_allocatable())
                     continue
             except FieldError as exc:
                 raise EnvError(str(exc)) from None

@@ -240,7 +240,7 @@ class PodVolumes:
                     ref = item["resourceFieldRef"]
                     value = resource_value(self._container(ref.get("containerName")),
                                            ref["resource"], ref.get("divisor"),
-                                           self._node_allocatable())
+                                           self.node_allocatable())
             except (FieldError, KeyError) as exc:
                 raise VolumeError(str(exc)) from None
             out[item["path"]] = File(value.encode(), int(item.get("mode", mode)))
@@ -254,7 +254,7 @@ class PodVolumes:
         raise VolumeError(f"container {name!r} not found in pod "
                           f"{self.pod['metadata']['name']}")
 
-    def _node_allocatable(self) -> dict[str, Any]:
+    def node_allocatable(self) -> dict[str, Any]:
         if self._allocatable is None:
             node = self.pod["spec"].get("nodeName", "")
             r = self.client.get(f"/api/v1/nodes/{node}")
