@@ -138,8 +138,9 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
 def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
         net: Any, tmp_path: Path) -> None:
     """An init container writes an emptyDir the main container reads at its mountPath; a
-    ConfigMap key appears by subPath; a crash keeps the previous instance's log; stopping
-    runs the exec preStop hook inside the container (it sees the volumes) before SIGTERM."""
+    ConfigMap key appears by subPath; the postStart hook runs inside the container; a crash
+    keeps the previous instance's log; stopping runs the exec preStop hook inside the
+    container (it sees the volumes) before SIGTERM."""
     from harness.nodeagent.logs import NoLog
 
     api = FakeApi()
@@ -155,7 +156,8 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
                               "subPath": "greeting"},
                              {"name": "out", "mountPath": "/out"}],
                lifecycle={"preStop": {"exec": {"command": [
-                   "sh", "-c", "cat /work/greeting > /out/order; echo ' prestop' >> /out/order"]}}})
+                   "sh", "-c", "cat /work/greeting > /out/order; echo ' prestop' >> /out/order"]}},
+                   "postStart": {"exec": {"command": ["sh", "-c", "ls /work > /out/poststart"]}}})
     pod["spec"]["initContainers"] = [{
         "name": "init", "image": PAUSE_IMAGE, "command": ["sh", "-c", "echo -n from-init > "
                                                           "/work/greeting"],
@@ -185,6 +187,7 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
         runner.terminate()
         runner.join(20)
     assert (out / "order").read_text() == "from-init prestop\nterm\n"
+    assert (out / "poststart").read_text() == "greeting\n"
     assert not volume.exists()                 # the pod's volumes go with it
     assert not any(e["reason"] == "FailedPreStopHook" for e in api.events)
     assert any(e["reason"] == "Killing" and e["message"] == "Stopping container main"

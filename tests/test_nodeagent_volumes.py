@@ -338,3 +338,23 @@ def test_logs_previous_is_kubelets_bad_request(tmp_path: Path) -> None:
                 "before the crash\n"
     finally:
         srv.stop()
+
+
+@needs_root
+def test_hook_handlers_report_failures() -> None:
+    me = os.getpid()   # nsenter into this process's own namespaces: the command runs here
+    ok = hooks.run_handler({"exec": {"command": ["true"]}}, pid=me, env=dict(os.environ),
+                           pod_ip="127.0.0.1", port_of=int, timeout=10)
+    assert ok is None
+    failed = hooks.run_handler({"exec": {"command": ["sh", "-c", "echo no; exit 3"]}}, pid=me,
+                               env=dict(os.environ), pod_ip="127.0.0.1", port_of=int,
+                               timeout=10)
+    assert failed == "command terminated with exit code 3: no\n"
+    import socket
+
+    with socket.socket() as s:           # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    refused = hooks.run_handler({"httpGet": {"path": "/stop", "port": port}}, pid=me, env={},
+                                pod_ip="127.0.0.1", port_of=int, timeout=2)
+    assert refused is not None and f"http://127.0.0.1:{port}/stop" in refused

@@ -274,3 +274,33 @@ def test_prestop_hooks_and_previous_logs(upstream: Any, ns: str) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+WATCHER = r"""
+while :; do echo "dir=$(cat /etc/cfg/level) sub=$(cat /etc/level)"; sleep 1; done
+"""
+
+
+def test_config_map_edits_reach_a_running_pod_but_not_its_sub_path(upstream: Any,
+                                                                   ns: str) -> None:
+    """Kubelet's sync (every 60 s here too) rewrites the volume through the ..data swap; a
+    subPath mount keeps the file it was started with, as on a kubelet."""
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "levels"},
+              "data": {"level": "one"}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "watcher"},
+           "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+               "name": "main", "image": PAUSE, "command": ["sh", "-c", WATCHER],
+               "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"},
+                                {"name": "cfg", "mountPath": "/etc/level", "subPath": "level"}]}],
+                    "volumes": [{"name": "cfg", "configMap": {"name": "levels"}}]}}
+    _apply(upstream, ns, config, pod)
+
+    def last_line() -> str:
+        lines = upstream.kubectl("logs", "-n", ns, "watcher", "--tail=1",
+                                 check=False).stdout.splitlines()
+        return lines[-1] if lines else ""
+    _until("the watcher's first line", lambda: last_line() == "dir=one sub=one")
+    config["data"]["level"] = "two"
+    _apply(upstream, ns, config)
+    _until("the edit to reach the running pod", lambda: last_line() == "dir=two sub=one",
+           timeout=100)
