@@ -304,6 +304,8 @@ def test_mount_setup_shows_volumes_at_mount_paths_and_nothing_on_the_host(
 
 def test_prestop_time_comes_out_of_the_grace_period() -> None:
     assert hooks.grace_after_prestop(30, 5) == 25
+    assert hooks.runs_command(os.getpid())           # pytest: no ip netns / mount setup
+    assert not hooks.runs_command(2**22 + 1)         # no such process
     assert hooks.grace_after_prestop(30, 29) == hooks.MIN_GRACE_S    # at least 2 s for TERM
     assert hooks.in_container(42, ["sh", "-c", "x"])[:7] == ["nsenter", "-t", "42", "-m", "-n",
                                                               "-r", "-w"]

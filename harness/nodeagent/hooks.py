@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,27 @@ def in_container(pid: int, command: list[str]) -> list[str]:
     """``command`` run in the mount and network namespaces of process ``pid``, in its root
     (the mount setup may have chrooted it) and working folders."""
     return ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w", "--", *command]
+
+
+def runs_command(pid: int) -> bool:
+    """Whether process ``pid`` runs the container's command yet (it is past ``ip netns
+    exec`` and the mount setup)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return argv[:2] != [b"ip", b"netns"] and not any(a.endswith(b"mountns.py") for a in argv)
+
+
+def wait_for_command(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until :func:`runs_command`, so a hook sees the container as a runtime would
+    have created it; False when it exited or the wait ran out."""
+    deadline = time.monotonic() + timeout
+    while not runs_command(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def run_exec(pid: int, command: list[str], env: dict[str, str],

@@ -397,6 +397,7 @@ class PodRunner:
 
     def _hook(self, c: Container, handler: dict[str, Any], timeout: float) -> str | None:
         assert self.net is not None and c.proc is not None
+        hooks.wait_for_command(c.proc.pid, timeout=min(timeout, 10.0))
         return hooks.run_handler(handler, pid=c.proc.pid, env=c.env, pod_ip=self.net.address,
                                  port_of=self._port, timeout=timeout)
 
@@ -417,6 +418,8 @@ class PodRunner:
     # ------------------------------------------------------------ probes
 
     def _probe(self, c: Container) -> None:
+        if c.proc is None or not hooks.runs_command(c.proc.pid):
+            return   # still in its mount setup: probes start with the container's command
         t = time.monotonic()
         started = c.t0
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
