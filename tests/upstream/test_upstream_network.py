@@ -59,19 +59,12 @@ def _from_secret(var: str, secret: str, key: str) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- pod -> API server
 
-# The Python client's in-cluster configuration, from the kubernetes Service's variables
-# the node agent sets (as kubelet does). The token and CA files come from a Secret through
-# env until the node agent mounts the projected service-account volume; then this becomes
-# config.load_incluster_config() (the same loader with its fixed paths).
+# The Python client's in-cluster configuration: the kubernetes Service's variables the
+# node agent sets (as kubelet does), and the token, CA and namespace files of the
+# kube-api-access volume the ServiceAccount admission plugin adds, at their fixed paths.
 LISTER = """
-import os, pathlib
 from kubernetes import client, config
-from kubernetes.config.incluster_config import InClusterConfigLoader
-home = pathlib.Path(os.environ["HOME"])
-(home / "token").write_text(os.environ["SA_TOKEN"])
-(home / "ca.crt").write_text(os.environ["SA_CA"])
-InClusterConfigLoader(token_filename=str(home / "token"),
-                      cert_filename=str(home / "ca.crt")).load_and_set()
+config.load_incluster_config()
 print("host", client.Configuration.get_default_copy().host, flush=True)
 names = [n.metadata.name for n in client.CoreV1Api().list_namespace().items]
 print("namespaces", " ".join(sorted(names)), flush=True)
@@ -84,14 +77,9 @@ def test_pod_lists_namespaces_through_the_kubernetes_service(upstream: Any, ns: 
     upstream.kubectl("create", "clusterrolebinding", binding, "--clusterrole=view",
                      f"--serviceaccount={ns}:lister")
     try:
-        token = upstream.kubectl("create", "token", "lister", "-n", ns,
-                                 "--duration=1h").stdout.strip()
-        secret = _secret("lister-token", {"token": token, "ca.crt": _cluster_ca(upstream)})
-        pod = _script_pod("lister", LISTER, [_from_secret("SA_TOKEN", "lister-token", "token"),
-                                             _from_secret("SA_CA", "lister-token", "ca.crt")],
-                          restartPolicy="Never", serviceAccountName="lister")
-        docs = "---\n".join(yaml.safe_dump(d) for d in (secret, pod))
-        upstream.kubectl("apply", "-n", ns, "-f", "-", input=docs)
+        pod = _script_pod("lister", LISTER, [], restartPolicy="Never",
+                          serviceAccountName="lister")
+        upstream.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(pod))
 
         def done() -> str:
             phase = upstream.json("get", "pod", "-n", ns, "lister")["status"].get("phase")
