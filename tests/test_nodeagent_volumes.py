@@ -148,8 +148,9 @@ def test_config_map_and_secret_volumes(tmp_path: Path) -> None:
      "configmap references non-existent config key: zz"),
     ({"secret": {"secretName": "creds", "items": [{"key": "pw", "path": "pw"}]}},
      "secret references non-existent secret key: pw"),
-    ({"persistentVolumeClaim": {"claimName": "c"}}, "the node agent does not support volume "
-                                                    "type persistentVolumeClaim")])
+    ({"nfs": {"server": "x", "path": "/"}}, "the node agent does not support volume type nfs"),
+    ({"persistentVolumeClaim": {"claimName": "c"}}, "error processing PVC ns1/c: failed to "
+                                                    "fetch PVC from API server")])
 def test_volume_errors_carry_kubelets_words(tmp_path: Path, vol: dict[str, Any],
                                             words: str) -> None:
     v = _volumes(tmp_path, [{"name": "v1", **vol}])
@@ -157,6 +158,20 @@ def test_volume_errors_carry_kubelets_words(tmp_path: Path, vol: dict[str, Any],
         v.setup()
     assert str(err.value).startswith('MountVolume.SetUp failed for volume "v1" : ')
     assert words in str(err.value)
+
+
+def test_persistent_volume_claim_is_its_bound_volumes_folder(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.objects["persistentvolumeclaims/models"] = {
+        "metadata": {"uid": "c-1"}, "spec": {"volumeName": "pv-1"},
+        "status": {"phase": "Bound"}}
+    api.objects["persistentvolumes/pv-1"] = {
+        "metadata": {"name": "pv-1"},
+        "spec": {"hostPath": {"path": str(tmp_path)}, "claimRef": {"uid": "c-1"}}}
+    v = _volumes(tmp_path, [{"name": "m", "persistentVolumeClaim": {"claimName": "models"}}],
+                 api)
+    v.setup()
+    assert v.dirs["m"] == tmp_path
 
 
 def test_kube_api_access_projected_volume(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ pod:
   life, or older than 24 h). The ServiceAccount admission plugin's ``kube-api-access-*``
   volume is one of these (token, the ``kube-root-ca.crt`` ConfigMap's ``ca.crt``, the
   namespace).
-- ``hostPath``: the host's path itself.
+- ``hostPath``: the host's path itself; ``persistentVolumeClaim``: the folder of the
+  hostPath or local PersistentVolume bound to the claim (:mod:`harness.nodeagent.pvc`).
 
 :meth:`PodVolumes.sync` re-renders the API-backed volumes every :data:`SYNC_S` seconds
 (kubelet's sync period), so ConfigMap and Secret edits and token refreshes reach running
@@ -38,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from harness.nodeagent import atomic_writer
+from harness.nodeagent import atomic_writer, pvc
 from harness.nodeagent.atomic_writer import File
 from harness.nodeagent.downward import FieldError, field_value, resource_value
 
@@ -186,6 +187,11 @@ class PodVolumes:
             if not host.exists():
                 raise VolumeError(f"hostPath type check failed: {host} does not exist")
             return host
+        if "persistentVolumeClaim" in vol:
+            try:
+                return pvc.claim_path(self.client, self.ns, vol["persistentVolumeClaim"])
+            except pvc.ClaimError as exc:
+                raise VolumeError(str(exc)) from None
         if any(k in vol for k in ("configMap", "secret", "projected", "downwardAPI")):
             payload = self._payload(vol)
             atomic_writer.write(path, payload)
@@ -193,7 +199,7 @@ class PodVolumes:
         kind = next((k for k in vol if k != "name"), "?")
         raise VolumeError(f"the node agent does not support volume type {kind}"
                           " (it has emptyDir, configMap, secret, downwardAPI, projected, "
-                          "hostPath)")
+                          "hostPath, persistentVolumeClaim)")
 
     def _payload(self, vol: dict[str, Any]) -> dict[str, File]:
         try:
