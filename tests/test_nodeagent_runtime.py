@@ -174,6 +174,7 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
         _until("main running", lambda: (out / "runs").exists())
         log, _running = runner.log_source("main")
         _until("main's output", lambda: "hello" in log.read_text())
+        assert [e for e in api.events if e["reason"].startswith("Failed")] == []
         assert log.read_text() == "from-init\nhello\n"
         with pytest.raises(NoLog, match='previous terminated container "main" in pod "p1"'):
             runner.log_source("main", previous=True)

@@ -397,7 +397,9 @@ class PodRunner:
 
     def _hook(self, c: Container, handler: dict[str, Any], timeout: float) -> str | None:
         assert self.net is not None and c.proc is not None
-        hooks.wait_for_command(c.proc.pid, timeout=min(timeout, 10.0))
+        # the mount setup is short but not instant on a loaded machine: wait for it apart
+        # from the hook's own time
+        hooks.wait_for_command(c.proc.pid, timeout=30.0)
         return hooks.run_handler(handler, pid=c.proc.pid, env=c.env, pod_ip=self.net.address,
                                  port_of=self._port, timeout=timeout)
 
