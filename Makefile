@@ -9,7 +9,7 @@ ARGS   ?=
 .PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle upstream test-upstream images
 
 help:
-	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster)"
+	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster; CLUSTER=upstream: real Kubernetes + Knative + KServe)"
 	@echo "make conformance-documented  every suite, slow ones included, PROFILE=coreweave on the emulator (~40 min)"
 	@echo "make test          run the harness's own tests"
 	@echo "make lint          ruff"
@@ -33,7 +33,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks
 
-# Emulator + every suite (CLUSTER=local|kind|current; ARGS: more options, "-- -k panic" to pytest)
+# Emulator + every suite (CLUSTER=local|kind|current|upstream; upstream: the real Kubernetes,
+# Knative and KServe started and torn down by the run, root on Linux; ARGS: more options,
+# "-- -k panic" to pytest)
 conformance: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/harness conformance --profile $(PROFILE) --cluster $(or $(CLUSTER),local) $(ARGS)
 

@@ -47,7 +47,7 @@ def test_bad_options_are_usage_errors(pytester):
     pytester.makepyfile(test_marked=MARKED)
     res = pytester.runpytest_subprocess(*PLUGIN, "--cluster", "nowhere")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
-    res.stderr.fnmatch_lines(["*--cluster must be local, kind or current*"])
+    res.stderr.fnmatch_lines(["*--cluster must be local, kind, current or upstream*"])
     res = pytester.runpytest_subprocess(*PLUGIN, "--run-id", "Bad_Id")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines(["*run id 'Bad_Id'*"])

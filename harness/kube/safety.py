@@ -45,7 +45,10 @@ DEFAULT_ALLOWED_FILE = Path("~/.config/harness/allowed-contexts")
 CONFIG_NAMESPACE = "knative-serving"
 CONFIG_NAME = "config-autoscaler"
 
-CLUSTER_MODES = ("local", "kind", "current")
+CLUSTER_MODES = ("local", "kind", "current", "upstream")
+UPSTREAM_CONTEXT = "harness-upstream"
+"""The context of ``harness cluster up --upstream``'s kubeconfig: the only one
+``--cluster upstream`` writes to without the allow-list."""
 
 
 def read_allow_file(path: str | Path) -> set[str]:
@@ -86,8 +89,9 @@ def is_harness_namespace(ns: Mapping[str, Any]) -> bool:
 class Guard:
     """The gate every write passes: ``check_write(verb, resource, namespace, name)``.
 
-    ``mode`` is the ``--cluster`` value; only ``current`` needs ``context`` in
-    ``allowed``. ``owned`` namespaces are those this process created (added by
+    ``mode`` is the ``--cluster`` value; ``current`` needs ``context`` in ``allowed``,
+    ``upstream`` the upstream cluster's own context (or one in ``allowed``). ``owned``
+    namespaces are those this process created (added by
     :func:`harness.kube.namespaces.create_namespace`); another namespace passes only if
     ``lookup`` (set by :class:`~harness.kube.client.Kube`) reads it from the cluster
     prefixed and labelled, as one made by another worker or an earlier run.
@@ -144,6 +148,8 @@ class Guard:
 
     @property
     def context_allowed(self) -> bool:
+        if self.mode == "upstream" and self.context == UPSTREAM_CONTEXT:
+            return True
         return self.mode in ("local", "kind") or self.context in self.allowed
 
     def check_context(self) -> None:

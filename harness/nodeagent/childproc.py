@@ -19,10 +19,11 @@ def run_env(run_id: str) -> dict[str, str]:
     return {RUN_ENV: run_id, OWNER_ENV: str(os.getpid())}
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: runs in the child between fork and exec."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """``preexec_fn``: runs in the child between fork and exec (``sig``: SIGTERM for a
+    child that must clean up after itself, e.g. an upstream cluster)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
     except (OSError, AttributeError):
         pass
 

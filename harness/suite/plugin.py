@@ -14,9 +14,11 @@ suites are collected, never in the harness's own ``tests/``; elsewhere load it w
     # the active kubeconfig context (must be allowed), the documented profile:
     pytest suites/ --cluster current --allowed-contexts staging --profile coreweave -m slow
 
-Options: ``--cluster local|kind|current`` (local without ``--kubeconfig`` starts an
-emulator inside each pytest process), ``--kubeconfig``, ``--kube-context``,
-``--profile``, ``--report-dir``, ``--run-id``, ``--keep-on-failure``,
+Options: ``--cluster local|kind|current|upstream`` (local without ``--kubeconfig`` starts
+an emulator inside each pytest process; upstream needs the ``--kubeconfig`` of a running
+``harness cluster up --upstream --serving``), ``--cluster-info`` (the cluster's
+components and versions for the report and junit.xml's properties), ``--kubeconfig``,
+``--kube-context``, ``--profile``, ``--report-dir``, ``--run-id``, ``--keep-on-failure``,
 ``--allowed-contexts``, ``--ingress-url``, ``--slow-after``.
 
 Fixtures: ``cluster`` (session, :class:`~harness.suite.target.ClusterHandle`),
@@ -34,10 +36,11 @@ test that fails before its check leaves a failing verdict with the error.
 
 Markers: ``slow`` (needs the profile's real durations) and ``gpu`` (needs GPU nodes; the
 emulator has fake ones) are skipped unless selected with ``-m``; on ``--cluster local``
-``gpu`` tests run. ``needs_time(f)`` states a test's expected seconds as a function of
-the effective knobs (the suites take it from :mod:`harness.suite.plan`); the pytest
-timeout comes from the same number; over ``--slow-after`` seconds (default 180: e.g.
-every scale-to-zero wait under ``coreweave``) the test counts as ``slow``. The tests run
+and ``upstream`` (whose nodes are the same declared ones) ``gpu`` tests run.
+``needs_time(f)`` states a test's expected seconds as a function of the effective knobs
+(the suites take it from :mod:`harness.suite.plan`); the pytest timeout comes from the
+same number; over ``--slow-after`` seconds (default 180: e.g. every scale-to-zero wait
+under ``coreweave``) the test counts as ``slow``. The tests run
 longest first (:mod:`harness.suite.schedule`, also across xdist workers).
 
 Under pytest-xdist every worker runs its tests in their own namespaces; the controlling
@@ -80,8 +83,9 @@ MARKERS = {
 
 
 def _cluster_mode(text: str) -> str:
-    if text not in ("local", "kind", "current"):
-        raise pytest.UsageError(f"--cluster must be local, kind or current, not {text!r}")
+    if text not in ("local", "kind", "current", "upstream"):
+        raise pytest.UsageError(f"--cluster must be local, kind, current or upstream, not "
+                                f"{text!r}")
     return text
 
 
@@ -91,8 +95,10 @@ def _csv(text: str) -> list[str]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("harness", "KServe/Knative autoscaling conformance")
-    g.addoption("--cluster", dest="hx_cluster", metavar="local|kind|current", default="local",
-                type=_cluster_mode, help="where the suites run (default: local, the emulator)")
+    g.addoption("--cluster", dest="hx_cluster", metavar="local|kind|current|upstream",
+                default="local", type=_cluster_mode,
+                help="where the suites run (default: local, the emulator; upstream: a "
+                     "running 'harness cluster up --upstream --serving', with --kubeconfig)")
     g.addoption("--kubeconfig", dest="hx_kubeconfig", metavar="PATH", default=None,
                 help="kubeconfig of the cluster (with --cluster local: an emulator that is "
                      "already running, shared by every worker)")
@@ -117,6 +123,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--hx-plan-dir", dest="hx_plan", metavar="DIR", default=None,
                 help="write the plan (expected seconds per test) to DIR/.plan.json "
                      "(harness conformance sizes the workers with --collect-only)")
+    g.addoption("--cluster-info", dest="hx_cluster_info", metavar="FILE", default=None,
+                help="JSON naming the cluster's components and versions for the report "
+                     "(harness conformance --cluster upstream writes it)")
     g.addoption("--ingress-url", dest="hx_ingress", metavar="URL", default=None,
                 help="the ingress gateway's URL (default: found from the Kourier/Istio "
                      "service)")
@@ -161,6 +170,34 @@ class _XdistHooks:
         return LongestFirst(config, log)
 
 
+_INFO = pytest.StashKey[dict]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controlling process names the cluster (and, from ``--cluster-info``, every
+    component's version) in junit.xml's ``<properties>``."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    from harness.suite.cluster_info import junit_properties, read_info
+
+    info = None
+    if config.option.hx_cluster_info:
+        from harness.errors import UserError
+
+        try:
+            info = read_info(config.option.hx_cluster_info)
+        except UserError as exc:
+            raise pytest.UsageError(f"--cluster-info: {exc}") from None
+        config.stash[_INFO] = info
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        for name, value in junit_properties(config.option.hx_cluster, info):
+            xml.add_global_property(name, value)
+
+
 def _selected(config: pytest.Config, marker: str) -> bool:
     return marker in (config.option.markexpr or "")
 
@@ -170,7 +207,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """``needs_time`` tests whose duration under the profile exceeds ``--slow-after``
     become ``slow`` (before ``-m`` selects); then unselected slow/gpu tests are skipped."""
     _mark_slow_by_profile(config, items)
-    local = config.option.hx_cluster == "local"
+    local = config.option.hx_cluster in ("local", "upstream")  # the declared fake GPU nodes
     for item in items:
         for marker in ("slow", "gpu"):
             if item.get_closest_marker(marker) is None or _selected(config, marker):
@@ -288,6 +325,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         leaks = list(config.stash.get(_LEAKS, []))
     meta = {"profile": config.option.hx_profile, "cluster": config.option.hx_cluster,
             "cluster_tested": True, "exitstatus": int(exitstatus), "leaks": leaks}
+    info = config.stash.get(_INFO, None)
+    if info and info.get("components"):
+        meta["components"] = list(info["components"])
     notes: list[str] = []
     preflight = run_dir / rep.PARTS / PREFLIGHT_FILE
     if preflight.exists():
@@ -402,7 +442,7 @@ def cluster(pytestconfig: pytest.Config, run_id: str, profile_name: str,
     if missing:  # a cluster without KServe or Knative: skipped with the reason, not failed
         handle.close()
         pytest.skip(f"harness: {missing}")
-    if handle.mode in ("kind", "current"):
+    if handle.mode in ("kind", "current", "upstream"):
         _preflight(pytestconfig, handle)
     previous = signal.getsignal(signal.SIGTERM)
     if handle.local is not None and previous is signal.SIG_DFL:

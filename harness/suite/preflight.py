@@ -1,12 +1,12 @@
-"""The preflight of ``--cluster current`` and ``--cluster kind``: what the suites need of
+"""The preflight of ``--cluster current``, ``kind`` and ``upstream``: what the suites need of
 the cluster (:mod:`harness.prerequisites`), read before any namespace is created, and one
 line per unmet precondition saying what is wrong, which suites it stops and the exact
 change that fixes it. Nothing is written to the cluster to "fix" it.
 
 Read: the CRDs' served versions (API discovery), ``config-network``'s ingress class,
 ``config-features``' three podspec flags, the serving runtimes for ``harness-linear``
-(on ``kind`` a ``ClusterServingRuntime``; on ``current`` the harness puts a namespaced
-``ServingRuntime`` into each namespace it creates, so only the CRD is needed) and
+(on ``kind`` and ``upstream`` a ``ClusterServingRuntime``; on ``current`` the harness
+puts a namespaced ``ServingRuntime`` into each namespace it creates, so only the CRD is needed) and
 ``config-observability``'s ``metrics-protocol`` (not a blocker: panic is then inferred
 from the trajectory).
 
@@ -141,7 +141,7 @@ def run_preflight(kube: Kube, mode: str, *, gateway: str | None = None) -> Prefl
     )
 
     pf = Preflight(mode)
-    runtime_res = CLUSTER_SERVING_RUNTIMES if mode == "kind" else SERVING_RUNTIMES
+    runtime_res = CLUSTER_SERVING_RUNTIMES if mode in ("kind", "upstream") else SERVING_RUNTIMES
     needed = (INFERENCE_SERVICES, runtime_res, KSERVICES, CONFIGURATIONS, REVISIONS,
               PODAUTOSCALERS)
     missing = [r for r in needed if not served(kube, r)]
@@ -173,7 +173,7 @@ def run_preflight(kube: Kube, mode: str, *, gateway: str | None = None) -> Prefl
             _stopped(lambda d, f=fld: f in pod_fields(d)),
             _patch(FEATURES_CONFIGMAP, {flag: "enabled"}), f"field:{fld}"))
 
-    if mode == "kind":
+    if mode in ("kind", "upstream"):
         found = [o for o in list_objects(kube, CLUSTER_SERVING_RUNTIMES)
                  + list_objects(kube, SERVING_RUNTIMES)
                  if runtime_supports(o.get("spec") or {})]

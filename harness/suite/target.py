@@ -9,6 +9,9 @@
   process (one per worker under xdist) and stopped by :meth:`ClusterHandle.close`;
 * ``kind``: the kind cluster of ``make kind-up`` (context ``kind-harness`` unless
   ``--kube-context``);
+* ``upstream``: a running ``harness cluster up --upstream --serving`` (real Kubernetes,
+  Knative Serving and KServe; ``--kubeconfig`` required, ``harness conformance --cluster
+  upstream`` starts one and passes its kubeconfig and ingress);
 * ``current``: the kubeconfig's current context (or ``--kube-context``), written to
   only when it is on the allow-list (:class:`harness.kube.safety.Guard`).
 
@@ -26,7 +29,7 @@ from harness.errors import UserError
 from harness.kube.client import Kube
 from harness.kube.safety import Guard
 
-MODES = ("local", "kind", "current")
+MODES = ("local", "kind", "current", "upstream")
 KIND_CONTEXT = "kind-harness"
 
 
@@ -88,6 +91,10 @@ def open_cluster(*, mode: str, profile: str, run_id: str, kubeconfig: str | None
         except BaseException:
             local.stop()
             raise
+    if mode == "upstream" and not kubeconfig:
+        raise UserError("--cluster upstream needs the --kubeconfig of a running 'harness "
+                        "cluster up --upstream --serving' (harness conformance --cluster "
+                        "upstream starts one)")
     if mode == "kind" and not context:
         context = KIND_CONTEXT
     try:
