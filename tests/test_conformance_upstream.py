@@ -202,3 +202,17 @@ def test_non_root_is_refused_before_anything(monkeypatch, tmp_path, capsys) -> N
                        "creates network namespaces, links and routes for its pods); run it "
                        "as root"]
     assert not (tmp_path / "reports").exists()
+
+
+def test_the_childs_error_line_with_its_first_detail(tmp_path) -> None:
+    from harness.commands.conformance import _error_line
+
+    log = tmp_path / "cluster.log"
+    log.write_text("harness cluster: Knative webhook Ready ...\n"
+                   "harness cluster: error: Deployment knative-serving/webhook did not become "
+                   "ready within 180 s:\npod webhook-1: Pending; CrashLoopBackOff\n--- log:\nx\n")
+    assert _error_line(log) == ("harness cluster: error: Deployment knative-serving/webhook "
+                                "did not become ready within 180 s: pod webhook-1: Pending; "
+                                "CrashLoopBackOff")
+    log.write_text("something\nlast words\n")
+    assert _error_line(log) == "last words"

@@ -412,8 +412,13 @@ def _echo_new(log: Path, seen: int, echo: Callable[[str], None]) -> int:
 def _error_line(log: Path) -> str:
     """The child's error line (``harness cluster: error: ...``), else its last line."""
     lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()]
-    errors = [x for x in lines if x.startswith("harness") and "error:" in x]
-    return (errors or lines or [""])[-1]
+    at = [i for i, x in enumerate(lines) if x.startswith("harness") and "error:" in x]
+    if not at:
+        return (lines or [""])[-1]
+    line = lines[at[-1]]
+    if line.endswith(":") and at[-1] + 1 < len(lines):   # its first detail, e.g. the pod's
+        line += " " + lines[at[-1] + 1]
+    return line
 
 
 @contextmanager
