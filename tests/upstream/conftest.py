@@ -31,8 +31,10 @@ from typing import IO, Any
 import pytest
 from upstream_run import harness_cli, run_leftovers, start_upstream
 
-HOST_LOCK = Path("/tmp/harness-upstream.lock")
-LOCK_WAIT_S = float(os.environ.get("HARNESS_UPSTREAM_LOCK_WAIT", "1800"))
+from harness.upstream.hostlock import lock_path, wait_s
+
+HOST_LOCK = lock_path()      # the one place: harness.upstream.hostlock
+LOCK_WAIT_S = wait_s()
 
 
 def pytest_configure(config: pytest.Config) -> None:
