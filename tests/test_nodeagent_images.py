@@ -23,7 +23,8 @@ EXPECTED = {KNATIVE.format("controller"): "knative-controller",
             KNATIVE.format("activator"): "knative-activator",
             KNATIVE.format("webhook"): "knative-webhook",
             KNATIVE.format("queue"): "knative-queue",
-            "kserve/kserve-controller:v0.20.0": "kserve-manager"}
+            "kserve/kserve-controller:v0.20.0": "kserve-manager",
+            "kserve/agent:v0.20.0": "kserve-agent"}
 
 
 @pytest.fixture

@@ -90,7 +90,8 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
                env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {
                    "fieldPath": "metadata.name"}}},
                     {"name": "GREETING", "valueFrom": {"configMapKeyRef": {
-                        "name": "settings", "key": "greeting"}}}],
+                        "name": "settings", "key": "greeting"}}},
+                    {"name": "EMPTY"}],   # value "" is no key in Go's JSON (omitempty)
                readinessProbe={"httpGet": {"path": "/v2/health/ready", "port": "http"},
                                "periodSeconds": 1})
     gone = threading.Event()
@@ -112,6 +113,7 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
         env = dict(i.split("=", 1) for i in Path(f"/proc/{proc.pid}/environ").read_text()
                    .split("\0") if "=" in i)
         assert env["GREETING"] == "hello" and env["HARNESS_UPSTREAM_RUN"] == net.run_id
+        assert env["EMPTY"] == ""   # set, as kubelet does (Knative's queue-proxy needs it)
         netns = os.readlink(f"/proc/{proc.pid}/ns/net")
         assert netns != os.readlink("/proc/self/ns/net")
         pod_ns = net.pods["ns1/p1"].netns

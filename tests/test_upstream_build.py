@@ -100,7 +100,7 @@ def test_kubernetes_gets_the_version_ldflags() -> None:
     assert "-X k8s.io/component-base/version.gitVersion=v1.34.0" in flags
     assert "-X k8s.io/component-base/version.gitMinor=34" in flags
     assert "-X k8s.io/client-go/pkg/version.gitVersion=v1.34.0" in flags
-    assert len(set(build.binaries())) == len(build.binaries()) == 12
+    assert len(set(build.binaries())) == len(build.binaries()) == 13
 
 
 def test_knative_reports_its_release_commit() -> None:
@@ -111,7 +111,8 @@ def test_knative_reports_its_release_commit() -> None:
                                              "knative-activator", "knative-webhook",
                                              "knative-queue")
     assert comps[build.KNATIVE].packages[4] == "knative.dev/serving/cmd/queue"
-    assert comps[build.KSERVE].packages == ("github.com/kserve/kserve/cmd/manager",)
+    assert comps[build.KSERVE].packages == ("github.com/kserve/kserve/cmd/manager",
+                                            "github.com/kserve/kserve/cmd/agent")
 
 
 def test_cache_key_follows_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

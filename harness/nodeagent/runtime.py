@@ -194,8 +194,9 @@ class PodRunner:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.name,
                "HOME": str(self.dir), **image.env, **kubernetes_service_env()}
         for item in spec.get("env") or []:
-            if "value" in item:
-                env[item["name"]] = str(item["value"])
+            if "value" in item or not item.get("valueFrom"):
+                # an empty value is no key at all in the JSON (Go's omitempty): still set
+                env[item["name"]] = str(item.get("value", ""))
                 continue
             source = item.get("valueFrom") or {}
             try:

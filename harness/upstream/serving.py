@@ -115,7 +115,10 @@ def images() -> list[str]:
     """Every image the installed control planes run (for the image table's tests)."""
     return [image_for(f"{KO}{modcache.SERVING}/cmd/{c}") for c in
             ("controller", "autoscaler", "activator", "webhook", "queue")] + \
-        [image_for(f"{KO}{modcache.KSERVE}/cmd/manager")]
+        [image_for(f"{KO}{modcache.KSERVE}/cmd/manager"),
+         # inferenceservice-config's agent: injected into every reference predictor
+         # (no storageUri: KServe's model puller)
+         f"kserve/agent:{modcache.kserve_version()}"]
 
 
 def _resolve_ko(node: Any) -> Any:
