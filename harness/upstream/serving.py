@@ -23,7 +23,8 @@ tooling does, and sets what the kind bring-up sets:
   CRDs of ``config/crd/full``, the RBAC of ``config/rbac``, the manager Deployment and its
   Services, and the webhook configurations, with kustomize's namespace, labels and name
   replacements done here (:func:`kserve_objects`). cert-manager's Certificate is replaced by
-  the harness's certificate in Secret ``kserve-webhook-server-cert``, its cainjector by the
+  the harness's certificate in Secret ``kserve-webhook-server-cert``
+  (:func:`harness.upstream.kserve_cert.kserve_webhook_cert`), its cainjector by the
   ``caBundle`` set here. The manager's ``kube-rbac-proxy`` sidecar (``/metrics`` behind
   authentication) is left out: the image table has no such image; the manager's flags are
   the ones the proxy patch gives it.
@@ -57,6 +58,7 @@ from harness.prerequisites import (
 from harness.upstream import build, modcache
 from harness.upstream.applier import Applier, ApplyError
 from harness.upstream.ingress.routes import INGRESS_CLASS  # config-network's class
+from harness.upstream.kserve_cert import CertWriteError, kserve_webhook_cert
 
 KNATIVE_NAMESPACE = "knative-serving"
 KSERVE_NAMESPACE = "kserve"
@@ -269,7 +271,7 @@ class Installer:
     def __init__(self, client: httpx.Client, *, out: Callable[[str], None],
                  autoscaler: dict[str, str] | None = None,
                  ingress_class: str = INGRESS_CLASS,
-                 kserve_cert: Callable[[httpx.Client], bytes] | None = None,
+                 kserve_cert: Callable[[httpx.Client], bytes] = kserve_webhook_cert,
                  timeout_s: float = DEPLOY_TIMEOUT_S) -> None:
         self.client = client
         self.applier = Applier(client)
@@ -284,7 +286,7 @@ class Installer:
         self.out(f"harness cluster: {what} ...")
         try:
             value = fn()
-        except ApplyError as exc:
+        except (ApplyError, CertWriteError) as exc:
             raise UserError(f"installing Knative Serving and KServe: {exc}") from None
         self.out(f"harness cluster: {what}: done in {time.monotonic() - started:.1f} s")
         return value
@@ -310,12 +312,10 @@ class Installer:
                    self._wait_knative_webhooks)
 
     def install_kserve(self) -> None:
-        ca = None
-        if self.kserve_cert is not None:
-            self._step("the kserve namespace", lambda: self._apply(
-                modcache.load_docs(modcache.kserve_module(), *KSERVE_CONFIG["namespace"])))
-            ca = self._step(f"KServe's webhook certificate (Secret {KSERVE_CERT_SECRET})",
-                            lambda: self.kserve_cert(self.client))  # type: ignore[misc]
+        self._step("the kserve namespace", lambda: self._apply(
+            modcache.load_docs(modcache.kserve_module(), *KSERVE_CONFIG["namespace"])))
+        ca = self._step(f"KServe's webhook certificate (Secret {KSERVE_CERT_SECRET}, as "
+                        "cert-manager makes it)", lambda: self.kserve_cert(self.client))
         docs = kserve_objects(ca)
         self._step(f"KServe {modcache.kserve_version()} ({len(docs)} objects)",
                    lambda: self._apply(docs))

@@ -18,18 +18,15 @@ cluster up --upstream``.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
-from upstream_run import harness_cli, run_leftovers, start_upstream
+from upstream_run import Upstream, harness_cli, run_leftovers, start_upstream
 
 from harness.upstream.hostlock import lock_path, wait_s
 
@@ -52,27 +49,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/upstream/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(skip)
-
-
-@dataclass
-class Upstream:
-    kubeconfig: Path
-    state: dict[str, Any]
-    cache: Path
-
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        kubectl = shutil.which("kubectl")
-        assert kubectl, "kubectl not on PATH"
-        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig),
-                               "--cache-dir", str(self.cache), *args],
-                              capture_output=True, text=True, input=input, timeout=timeout)
-        if check:
-            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
 
 _HELD: list[IO[str]] = []

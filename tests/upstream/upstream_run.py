@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,38 @@ def harness_cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness", *args], text=True, **kw)
 
 
-def start_upstream(state_dir: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """``harness cluster up --upstream`` as a user runs it (output to ``<state
+@dataclass
+class Upstream:
+    """A running upstream cluster as the tests use it: ``kubectl`` on its kubeconfig."""
+
+    kubeconfig: Path
+    state: dict[str, Any]
+    cache: Path
+    log: Path | None = None   # harness cluster up's output
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        kubectl = shutil.which("kubectl")
+        assert kubectl, "kubectl not on PATH"
+        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig),
+                               "--cache-dir", str(self.cache), *args],
+                              capture_output=True, text=True, input=input, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+
+def start_upstream(state_dir: Path, *options: str) -> tuple[subprocess.Popen[str],
+                                                           dict[str, Any]]:
+    """``harness cluster up --upstream [options]`` as a user runs it (output to ``<state
     dir>.log``); returns the process and its state file once the cluster is ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir.with_name(state_dir.name + ".log").open("w")
-    proc = harness_cli("cluster", "up", "--upstream", "--state-dir", str(state_dir),
-                    stdout=log, stderr=subprocess.STDOUT)
+    proc = harness_cli("cluster", "up", "--upstream", *options, "--state-dir", str(state_dir),
+                       stdout=log, stderr=subprocess.STDOUT)
     state_file = state_dir / "state.json"
     deadline = time.monotonic() + UP_TIMEOUT_S
     while not state_file.exists():
