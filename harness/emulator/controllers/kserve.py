@@ -73,10 +73,10 @@ from harness.objects import (
 ISVC = "serving.kserve.io/inferenceservices"
 KSVC = "serving.knative.dev/services"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
-MODEL_IMAGE = "harness/modelserver:0.1.0"
+MODEL_IMAGE = "harness-modelserver:0.1.0"   # fixtures/kind/versions.yaml modelserver.image
 EVENT_SOURCE = "v1beta1Controllers"
 """The component KServe's manager records its InferenceService events as."""
-STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.15.0"
+STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.20.0"   # KServe v0.20.0's release
 DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", STORAGE_URI_ANNOTATION,
               DEPLOYMENT_MODE_ANNOTATION, "serving.kserve.io/modelFormat")
 POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "serviceAccountName",

@@ -220,7 +220,7 @@ class Kubelet(Controller):
         out = []
         for c in (pod.get("spec") or {}).get("containers") or []:
             out.append({"name": c.get("name", "kserve-container"),
-                        "image": c.get("image", "harness/modelserver"),
+                        "image": c.get("image", ""),
                         "imageID": "", "ready": ready, "restartCount": restarts,
                         "started": "running" in state, "state": state,
                         "lastState": {"terminated": last} if last else {}})
