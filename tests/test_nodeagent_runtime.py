@@ -114,6 +114,11 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
                    .split("\0") if "=" in i)
         assert env["GREETING"] == "hello" and env["HARNESS_UPSTREAM_RUN"] == net.run_id
         assert env["EMPTY"] == ""   # set, as kubelet does (Knative's queue-proxy needs it)
+        assert os.readlink(f"/proc/{proc.pid}/ns/uts") != os.readlink("/proc/self/ns/uts")
+        uts = subprocess.run(["nsenter", "-t", str(proc.pid), "-u", "hostname"],
+                             capture_output=True, text=True).stdout.strip()
+        assert uts == "p1"   # the pod's name, as kubelet sets it
+        assert "python" in Path(f"/proc/{proc.pid}/cmdline").read_text()  # exec'd, same pid
         netns = os.readlink(f"/proc/{proc.pid}/ns/net")
         assert netns != os.readlink("/proc/self/ns/net")
         pod_ns = net.pods["ns1/p1"].netns

@@ -253,7 +253,12 @@ class PodRunner:
             plan = mounts.write_plan(self.dir / f"{spec['name']}.mounts.json", planned,
                                      spec.get("workingDir"))
             argv = mounts.wrap(argv, plan)
-        return ["ip", "netns", "exec", self.net.netns, *argv]
+        # the pod's own UTS namespace with the pod's name as host name, as kubelet gives
+        # it (software that names itself by gethostname(), e.g. the model server's
+        # X-Pod-Name without POD_NAME); unshare and sh exec, so the pid stays the command's
+        hostname = self.pod["spec"].get("hostname") or self.name
+        return ["ip", "netns", "exec", self.net.netns, "unshare", "--uts", "--",
+                "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
 
     def _spawn(self, c: Container) -> subprocess.Popen[bytes]:
         """Start a new instance of ``c``, logging to a fresh ``<n>.log`` (the last one

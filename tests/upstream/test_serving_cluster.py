@@ -158,6 +158,8 @@ def test_knative_service_becomes_ready_and_answers(served: Upstream, workspace: 
     r = through_ingress(served, obj["status"]["url"], "/v2/models/hello/ready")
     assert r.status_code == 200, r.text
     assert r.json() == {"name": "hello", "ready": True}   # the revision's MODEL_NAME
+    # the pod's host name is its name (its own UTS namespace): the model server's header
+    assert r.headers["X-Pod-Name"].startswith("hello-00001-deployment-"), r.headers
 
 
 def test_inference_service_becomes_ready_and_predicts(served: Upstream,
