@@ -394,9 +394,11 @@ def _leak_check(config: pytest.Config, kept: set[str]) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - the cluster may be gone
         return [f"leak check impossible: {exc}"]
     try:
-        from harness.suite.session_end import leak_check
+        from harness.suite.session_end import REAL_CLUSTER_LEAK_WAIT_S, leak_check
 
-        return leak_check(handle.kube, str(config.option.hx_run_id), keep=kept)
+        return leak_check(handle.kube, str(config.option.hx_run_id), keep=kept,
+                          wait_s=REAL_CLUSTER_LEAK_WAIT_S if config.option.hx_cluster
+                          != "local" else None)
     finally:
         handle.close()
 
