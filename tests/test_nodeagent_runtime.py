@@ -203,3 +203,23 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
 
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def test_a_removed_pod_takes_its_veth_even_while_its_namespace_lives_on(net: Any) -> None:
+    """A process left in a pod's namespace keeps the namespace (and its veth pair) alive
+    after ``ip netns del``; removing the pod must still take the host end, or the link is
+    left behind and the next pod given that address cannot be made."""
+    pod = net.add_pod("ns1/lingering")
+    holder = subprocess.Popen(["ip", "netns", "exec", pod.netns, "sleep", "60"])
+    try:
+        _until("the holder runs in the namespace", lambda: subprocess.run(
+            ["ip", "netns", "pids", pod.netns], capture_output=True, text=True).stdout.strip())
+        net.remove_pod("ns1/lingering")
+        assert pod.veth not in netmod.run_links(net.run_id)
+        again = net.add_pod("ns1/next")      # the freed address and names, made anew
+        assert again.veth == pod.veth
+        net.remove_pod("ns1/next")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert netmod.run_links(net.run_id) == []

@@ -154,6 +154,9 @@ class Network:
             net = self.pods.pop(key, None)
         if net is None:
             return
+        # the pair first: 'ip netns del' only unmounts the namespace, which (with its
+        # eth0, and so the host end) lives on while anything still refers to it
+        ip("link", "del", net.veth, check=False)
         _del_netns(net.netns)
         with self._lock:
             self._free.append(int(net.netns.rsplit("-", 1)[1], 16))
@@ -175,6 +178,14 @@ def run_netns(run_id: str) -> list[str]:
             if line.startswith(netns_prefix(run_id))]
 
 
+def run_links(run_id: str) -> list[str]:
+    """The host ends of the run's pod veth pairs (``hxv<run><n>``) still on the host."""
+    out = ip("-o", "link", "show", check=False).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
+             if line.count(":") >= 2]
+    return [name for name in names if name.startswith(f"hxv{run_id}")]
+
+
 def sweep_run(run_id: str) -> list[str]:
     """Remove every namespace and link of ``run_id``, and the unreachable route when no
     other run's bridge is left; returns what was removed."""
@@ -182,6 +193,9 @@ def sweep_run(run_id: str) -> list[str]:
     for ns in run_netns(run_id):
         _del_netns(ns)
         removed.append(f"netns {ns}")
+    for link in run_links(run_id):
+        ip("link", "del", link, check=False)
+        removed.append(f"link {link}")
     if ip("link", "show", bridge_name(run_id), check=False).returncode == 0:
         ip("link", "del", bridge_name(run_id), check=False)
         removed.append(f"link {bridge_name(run_id)}")
