@@ -234,6 +234,17 @@ def test_throttled_and_failing_watch_requests_lose_nothing(kube: Kube, emulator:
         emulator.faults.set(throttle_share=0.3, error_share=0.2, retry_after_s=0)
         before = dict(emulator.faults.injected)
         writes, deleted = writer(emulator, namespace, 20, emulator.drop_watches, every=4)
+
+        def both_faults_met() -> bool:
+            # how many requests the drops cause depends on timing: keep dropping the
+            # stream (bounded) until the watch has met a 429 and a 500 at least once
+            now = emulator.faults.injected
+            if now[429] > before[429] and now[500] > before[500]:
+                return True
+            emulator.drop_watches()
+            return False
+
+        wait_until(both_faults_met, what="a 429 and a 500 on the watch's requests")
         want = final_state(emulator, namespace)
         wait_until(lambda: snapshot_state(w) == want and
                    {e["object"]["metadata"]["name"] for e in events
