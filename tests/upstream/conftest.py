@@ -17,18 +17,18 @@ cluster up --upstream``.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
 import pytest
 from upstream_run import Upstream, harness_cli, run_leftovers, start_upstream
 
-from harness.upstream.hostlock import lock_path, wait_s
+from harness.errors import UserError
+from harness.upstream.hostlock import hold, lock_path, wait_s
 
 HOST_LOCK = lock_path()      # the one place: harness.upstream.hostlock
 LOCK_WAIT_S = wait_s()
@@ -51,53 +51,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-_HELD: list[IO[str]] = []
+_HELD = ExitStack()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Take the host's one upstream-cluster slot before the first test, outside any test's
     timeout (a wait for another session's cluster can be long), when live upstream tests
-    were collected; held until the session ends."""
+    were collected; held until the session ends (:func:`harness.upstream.hostlock.hold`)."""
     live = [i for i in session.items if "tests/upstream/" in str(i.fspath).replace(os.sep, "/")]
-    if os.environ.get("HARNESS_UPSTREAM") != "1" or _HELD or not live \
+    if os.environ.get("HARNESS_UPSTREAM") != "1" or _HELD_FILE or not live \
             or session.config.option.collectonly:
         return
-    handle = HOST_LOCK.open("a")
+    report = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if report is not None:
+            report.write_line(f"tests/upstream: {line}")
+
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        report = session.config.pluginmanager.get_plugin("terminalreporter")
-        if report is not None:
-            report.write_line(f"tests/upstream: waiting up to {LOCK_WAIT_S:.0f} s for the "
-                              f"host's upstream-cluster slot ({HOST_LOCK}), held by another "
-                              "session")
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    handle.close()
-                    raise pytest.UsageError(f"another upstream cluster held {HOST_LOCK} "
-                                            f"for {LOCK_WAIT_S:.0f} s") from None
-                time.sleep(1)
-        if report is not None:
-            report.write_line("tests/upstream: got the host's upstream-cluster slot")
-    _HELD.append(handle)
+        _HELD_FILE.append(_HELD.enter_context(hold(say, timeout_s=LOCK_WAIT_S)))
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+_HELD_FILE: list[IO[str]] = []
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    while _HELD:
-        handle = _HELD.pop()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    _HELD.close()
+    _HELD_FILE.clear()
 
 
 @pytest.fixture(scope="session")
 def host_lock() -> None:
     """The host's one upstream-cluster slot (taken at the end of collection)."""
-    assert _HELD, f"{HOST_LOCK} not held: run with HARNESS_UPSTREAM=1"
+    assert _HELD_FILE, f"{HOST_LOCK} not held: run with HARNESS_UPSTREAM=1"
 
 
 @pytest.fixture(scope="session")

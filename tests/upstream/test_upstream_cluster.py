@@ -7,27 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
+from upstream_run import until as _until
 
 GPU_CLASS = "gpu.nvidia.com/class"
 PAUSE = "registry.k8s.io/pause:3.10"
 
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture

@@ -28,15 +28,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from upstream_run import until as _until
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = json.loads((ROOT / "fixtures" / "modelserver" / "model" / "model.json").read_text())
@@ -57,16 +57,6 @@ def model_archive(model: dict[str, Any]) -> bytes:
         tar.addfile(info, io.BytesIO(raw))
     return buf.getvalue()
 
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def expected(model: dict[str, Any], x: list[float]) -> list[float]:

@@ -17,28 +17,19 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from upstream_run import until as _until
 
 PAUSE = "registry.k8s.io/pause:3.10"
 HOST_PATHS = ["/var/run/secrets/kubernetes.io", "/var/run/secrets/tokens", "/mnt/models",
               "/tmp/k8s-webhook-server", "/cache", "/etc/podinfo", "/etc/app", "/etc/app.yaml"]
 
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture

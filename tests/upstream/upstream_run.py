@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ UP_TIMEOUT_S = float(os.environ.get("HARNESS_UPSTREAM_UP_TIMEOUT", "300"))
 
 def harness_cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness", *args], text=True, **kw)
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """``check()``'s first truthy value, polled every 0.5 s up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
 
 
 @dataclass
