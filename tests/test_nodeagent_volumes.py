@@ -15,6 +15,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,26 @@ def test_prestop_time_comes_out_of_the_grace_period() -> None:
     assert hooks.grace_after_prestop(30, 29) == hooks.MIN_GRACE_S    # at least 2 s for TERM
     assert hooks.in_container(42, ["sh", "-c", "x"])[:7] == ["nsenter", "-t", "42", "-m", "-n",
                                                               "-r", "-w"]
+
+
+def test_an_empty_cmdline_is_not_past_the_mount_setup() -> None:
+    """Mid-``execve`` (and as a zombie) a process's ``cmdline`` reads empty; that is not
+    "the container's command runs", or a postStart hook can run before the volumes are
+    mounted (a FailedPostStartHook seen under load in CI)."""
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while not hooks.exited(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Path(f"/proc/{child.pid}/cmdline").read_bytes() == b""   # the zombie
+        assert hooks.exited(child.pid)
+        assert not hooks.runs_command(child.pid)
+        t0 = time.monotonic()
+        assert not hooks.wait_for_command(child.pid, timeout=5)
+        assert time.monotonic() - t0 < 1            # an exited process ends the wait
+    finally:
+        child.wait()
+    assert hooks.exited(child.pid)                  # reaped: gone
 
 
 def test_logs_previous_is_kubelets_bad_request(tmp_path: Path) -> None:

@@ -32,12 +32,29 @@ def in_container(pid: int, command: list[str]) -> list[str]:
 
 def runs_command(pid: int) -> bool:
     """Whether process ``pid`` runs the container's command yet (it is past ``ip netns
-    exec`` and the mount setup)."""
+    exec`` and the mount setup).
+
+    An empty ``cmdline`` is "not yet": in the middle of an ``execve`` the new image's
+    arguments are not set up (the kernel reads them as empty), and ``Popen`` returns as soon
+    as its close-on-exec pipe closes, which is inside that window. Reading that as "past
+    the setup" ran postStart hooks before the volumes were mounted (seen under load)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    argv = raw.split(b"\0")
+    if not raw or not argv[0]:
+        return False
     return argv[:2] != [b"ip", b"netns"] and not any(a.endswith(b"mountns.py") for a in argv)
+
+
+def exited(pid: int) -> bool:
+    """Whether process ``pid`` is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def wait_for_command(pid: int, timeout: float = 10.0) -> bool:
@@ -45,7 +62,7 @@ def wait_for_command(pid: int, timeout: float = 10.0) -> bool:
     have created it; False when it exited or the wait ran out."""
     deadline = time.monotonic() + timeout
     while not runs_command(pid):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or exited(pid):
             return False
         time.sleep(0.02)
     return True
