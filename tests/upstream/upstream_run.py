@@ -4,9 +4,11 @@ tests that start their own)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,12 +19,16 @@ from typing import Any
 
 import pytest
 
+from harness.nodeagent.childproc import die_with_parent
 from harness.upstream.sweep import run_processes
 
 UP_TIMEOUT_S = float(os.environ.get("HARNESS_UPSTREAM_UP_TIMEOUT", "300"))
 
 
 def harness_cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
+    """``python -m harness ARGS``; it gets SIGTERM (and tears its cluster down) when the test
+    session dies, so a killed pytest leaves no cluster holding the host."""
+    kw.setdefault("preexec_fn", functools.partial(die_with_parent, signal.SIGTERM))
     return subprocess.Popen([sys.executable, "-m", "harness", *args], text=True, **kw)
 
 
