@@ -32,11 +32,14 @@ NS, REV, HOST = "demo", "sklearn-predictor-00001", "sklearn-predictor.demo.examp
 
 
 class Backend:
-    """A stand-in pod: echoes the request, sleeps ``delay`` (or ``?delay=``), counts in-flight."""
+    """A stand-in pod: echoes the request, sleeps ``delay`` (or ``?delay=``), or waits until
+    ``hold`` is set when one is given (bounded by 10 s), counts in-flight."""
 
-    def __init__(self, name: str, delay: float = 0.0) -> None:
+    def __init__(self, name: str, delay: float = 0.0,
+                 hold: asyncio.Event | None = None) -> None:
         self.name = name
         self.delay = delay
+        self.hold = hold
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
@@ -59,7 +62,10 @@ class Backend:
                     await asyncio.sleep(0.01)
                 await resp.write_eof()
                 return resp
-            await asyncio.sleep(float(request.query.get("delay", self.delay)))
+            if self.hold is not None:
+                await asyncio.wait_for(self.hold.wait(), 10)
+            else:
+                await asyncio.sleep(float(request.query.get("delay", self.delay)))
             self.served += 1
             return web.json_response(
                 {
@@ -450,7 +456,10 @@ def test_average_concurrency_matches_closed_loop_load() -> None:
 
 def test_cc_wait_counts_in_concurrency_and_queue() -> None:
     async def body() -> None:
-        pod = await Backend("pod-0", delay=0.6).start()
+        # the pod holds its request until released (not a fixed delay: on a loaded machine
+        # the first request could finish before the third arrived)
+        release = asyncio.Event()
+        pod = await Backend("pod-0", hold=release).start()
         ingress = Ingress()
         await ingress.start()
         try:
@@ -461,6 +470,7 @@ def test_cc_wait_counts_in_concurrency_and_queue() -> None:
                 await wait_until(lambda: ingress.in_flight(NS, REV) == 3)
                 gate = ingress._gates[(NS, REV)]
                 assert gate.waiting == 2 and pod.in_flight == 1
+                release.set()
                 assert [r[0] for r in await asyncio.gather(*tasks)] == [200] * 3
             assert pod.max_in_flight == 1
         finally:
