@@ -7,7 +7,6 @@ CLUSTER=upstream`` (and ``.ci/run``)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -154,18 +153,30 @@ def _conformance(tmp_path: Path, env: dict[str, str], *args: str,
 @pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"),
                     reason="the refusals after the host check need root on Linux")
 def test_the_host_slot_held_by_another_cluster_is_waited_for_then_refused(tmp_path) -> None:
+    # held by a process that did not start this conformance run (an ancestor holding it
+    # would mean the run is inside its slot: harness.upstream.hostlock)
     lock = tmp_path / "upstream.lock"
-    with lock.open("a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys\n"
+                               "f = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True)\nsys.stdin.read()", str(lock)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         res = _conformance(tmp_path, {"HARNESS_UPSTREAM_LOCK": str(lock),
                                       "HARNESS_UPSTREAM_LOCK_WAIT": "1"},
                            "--run-id", "01010000-lock")
+    finally:
+        holder.kill()
+        holder.wait()
     assert res.returncode == 2, res.stdout + res.stderr
-    assert f"waiting up to 1 s for the host's upstream-cluster slot ({lock})" in res.stdout
+    assert (f"waiting up to 1 s for the host's upstream-cluster slot ({lock}): another "
+            f"upstream cluster holds it (pid {holder.pid}: ") in res.stdout
     errors = res.stderr.strip().splitlines()
-    assert errors == [f"harness conformance: error: another upstream cluster held the "
-                      f"host's slot ({lock}) for 1 s; one upstream cluster runs per host "
-                      "(wait longer with HARNESS_UPSTREAM_LOCK_WAIT)"]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"harness conformance: error: another upstream cluster held "
+                                f"the host's slot ({lock}) for 1 s (pid {holder.pid}: ")
+    assert errors[0].endswith("; one upstream cluster runs per host (wait longer with "
+                              "HARNESS_UPSTREAM_LOCK_WAIT)")
     assert not (tmp_path / "reports" / "01010000-lock").exists()   # nothing half-made
 
 

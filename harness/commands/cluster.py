@@ -9,7 +9,9 @@ Kourier and KServe at pinned versions (:mod:`harness.kind`; ``--dry-run`` prints
 commands only). ``up --upstream`` runs the real control plane (etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, built from their Go modules on first use) as
 supervised processes with our node agent registering the nodes (:mod:`harness.upstream`),
-in the foreground like ``--local``; ``down`` stops either.
+in the foreground like ``--local``; ``down`` stops either. ``up --upstream`` holds the
+host's one upstream-cluster slot for the cluster's whole life (:mod:`harness.upstream.hostlock`:
+inherited from the process that started it, or waited for up to ``--lock-wait`` seconds).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="with --upstream: install Knative Serving and KServe as their "
                          "releases do (objects read from the Go module cache, controllers "
                          "from the upstream build) and wait until they run")
+    up.add_argument("--lock-wait", type=_seconds, default=None, metavar="SECONDS",
+                    help="with --upstream: how long to wait for the host's one "
+                         "upstream-cluster slot when another cluster holds it (default: "
+                         "$HARNESS_UPSTREAM_LOCK_WAIT or 1800); then exit 2")
     up.add_argument("--mutation", action="append", default=[], metavar="NAME",
                     help="make the emulated cluster misbehave in one documented way "
                          "(repeatable; --local only): "
@@ -72,6 +78,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--state-dir", type=Path, default=None,
                        help="where the running cluster is recorded (default: "
                             "$HARNESS_STATE_DIR or ~/.cache/harness/cluster)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
 
 
 def _mutation_names() -> list[str]:
@@ -90,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         from harness.emulator.mutations import check_names
 
         check_names(mutations)
+    if getattr(args, "lock_wait", None) is not None and not args.upstream:
+        raise UserError("--lock-wait goes with --upstream (the host's one upstream-cluster "
+                        "slot)")
     if getattr(args, "serving", False) and not args.upstream:
         raise UserError("--serving goes with --upstream (--kind installs Knative and KServe "
                         "itself; --local emulates them)")
@@ -164,14 +183,27 @@ def _refuse_running(state_file: Path) -> None:
 
 
 def _up_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
-    from harness.emulator.api.process import run_until_signal
-    from harness.upstream.control_plane import UpstreamCluster, check_host
-    from harness.upstream.ingress.routes import INGRESS_CLASS
+    from harness.upstream import hostlock
+    from harness.upstream.control_plane import check_host
 
     if args.mutation or args.port:
         raise UserError("--mutation and --port go with --local")
     check_host()
     _refuse_running(state_file)
+
+    def say(line: str) -> None:
+        print(f"harness cluster: {line}", flush=True)
+
+    with hostlock.hold(say, timeout_s=args.lock_wait, longer="--lock-wait SECONDS"):
+        return _run_upstream(args, state_dir, state_file)
+
+
+def _run_upstream(args: argparse.Namespace, state_dir: Path, state_file: Path) -> int:
+    """The upstream cluster in the foreground, inside the host's slot."""
+    from harness.emulator.api.process import run_until_signal
+    from harness.upstream.control_plane import UpstreamCluster
+    from harness.upstream.ingress.routes import INGRESS_CLASS
+
     kubeconfig = (args.kubeconfig or state_dir / "kubeconfig").expanduser()
     cluster = UpstreamCluster(state_dir=state_dir, cluster=args.config, profile=args.profile,
                               serving=args.serving)

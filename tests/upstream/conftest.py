@@ -11,8 +11,9 @@ One upstream cluster runs per host (198.18.0.0/15 and kube-proxy's nftables tabl
 host-wide), so the session first takes the host's lock file :data:`HOST_LOCK` (once
 collected, before the first test and outside its timeout) and waits up to
 ``HARNESS_UPSTREAM_LOCK_WAIT`` seconds (default 1800) for another test session to finish.
-Take the same lock around a hand-run cluster: ``flock /tmp/harness-upstream.lock harness
-cluster up --upstream``.
+The clusters the tests start run inside the session's slot (``harness cluster up
+--upstream`` sees that its ancestor holds it: :mod:`harness.upstream.hostlock`); a
+hand-run cluster takes the slot itself.
 """
 
 from __future__ import annotations
