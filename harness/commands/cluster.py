@@ -12,6 +12,8 @@ supervised processes with our node agent registering the nodes (:mod:`harness.up
 in the foreground like ``--local``; ``down`` stops either. ``up --upstream`` holds the
 host's one upstream-cluster slot for the cluster's whole life (:mod:`harness.upstream.hostlock`:
 inherited from the process that started it, or waited for up to ``--lock-wait`` seconds).
+Ctrl-C or SIGTERM while a cluster is still starting stops the bring-up at once and removes
+what it had started (exit 128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -118,9 +120,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--name and --dry-run go with --kind")
     if args.action == "down":
         return _down(state_file)
-    if args.upstream:
-        return _up_upstream(args, state_dir, state_file)
-    return _up_local(args, state_dir, state_file)
+    from harness.emulator.api.process import StartInterrupted
+
+    try:
+        if args.upstream:
+            return _up_upstream(args, state_dir, state_file)
+        return _up_local(args, state_dir, state_file)
+    except StartInterrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"harness cluster: {name} while starting: stopped what had started",
+              flush=True)
+        return 128 + exc.signum
 
 
 def _kind(args: argparse.Namespace) -> int:

@@ -24,9 +24,11 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -194,23 +196,33 @@ def _build_one(go: str, comp: Component, target: Path, out: IO[str], nice: int) 
         cmd = ["nice", "-n", str(nice), *cmd]
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly",
            "GOTOOLCHAIN": "local"}
+    # its own process group, so an interrupted bring-up (Ctrl-C, SIGTERM) stops the whole
+    # build (go and its compilers) rather than leaving it to run on
     proc = subprocess.Popen(cmd, cwd=UPSTREAM_DIR / comp.consumer, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     assert proc.stdout is not None
     tail: list[str] = []
     compiled = 0
     last = time.monotonic()
-    for line in proc.stdout:  # live: module downloads as they come, packages counted
-        line = line.rstrip()
-        tail = [*tail[-40:], line]
-        if line.startswith("go: ") or " " in line:
-            print(f"    {line}", file=out, flush=True)
-            continue
-        compiled += 1
-        if time.monotonic() - last >= 15:
-            last = time.monotonic()
-            print(f"    [{comp.consumer}] {compiled} packages compiled, "
-                  f"{last - started:.0f} s (now {line})", file=out, flush=True)
+    try:
+        for line in proc.stdout:  # live: module downloads as they come, packages counted
+            line = line.rstrip()
+            tail = [*tail[-40:], line]
+            if line.startswith("go: ") or " " in line:
+                print(f"    {line}", file=out, flush=True)
+                continue
+            compiled += 1
+            if time.monotonic() - last >= 15:
+                last = time.monotonic()
+                print(f"    [{comp.consumer}] {compiled} packages compiled, "
+                      f"{last - started:.0f} s (now {line})", file=out, flush=True)
+    except BaseException:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if proc.wait() != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise UserError(f"go build of upstream/{comp.consumer} failed:\n" + "\n".join(tail))

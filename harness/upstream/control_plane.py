@@ -198,7 +198,9 @@ class UpstreamCluster:
         return self
 
     def stop(self) -> None:
-        """Stop the node agent and every process, remove the run's folder. Idempotent."""
+        """Stop the node agent and every process, remove the run's folder. Idempotent.
+        Says how long the pods and the components took, when they took a while."""
+        t0 = time.monotonic()
         if self.pods is not None:
             self.pods.stop()
             self.pods = None
@@ -208,12 +210,17 @@ class UpstreamCluster:
         if self.logs is not None:
             self.logs.stop()
             self.logs = None
+        t1 = time.monotonic()
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
+        t2 = time.monotonic()
         if self.network is not None:
             self.network.teardown()   # with kube-proxy's nftables tables
             self.network = None
+        if time.monotonic() - t0 > 5:
+            self.out(f"harness cluster: stopped the pods in {t1 - t0:.1f} s, the components "
+                     f"in {t2 - t1:.1f} s, the network in {time.monotonic() - t2:.1f} s")
         shutil.rmtree(self.run_dir, ignore_errors=True)
         sweep.unregister(self.run_id)
 

@@ -2,7 +2,8 @@
 killed with SIGKILL (its components and pods die with it through ``PR_SET_PDEATHSIG``, a
 pod's own child is orphaned, the network, nftables tables and folders stay) and then
 ``harness gc --local-only`` removes every process, namespace, link, route, table and mount
-of the run; Ctrl-C (SIGINT) and SIGTERM stop it with nothing left at all.
+of the run; Ctrl-C (SIGINT) and SIGTERM stop it with nothing left at all, also while it
+is still coming up (SIGTERM during the wait for KServe: it stops at once).
 
 Each test starts a cluster of its own (one per host: they run before the shared one)."""
 
@@ -124,6 +125,43 @@ def test_ctrl_c_and_sigterm_leave_nothing(tmp_path: Path, host_lock: None,
         assert not (state_dir / "state.json").exists()
         log = state_dir.with_name("state.log").read_text()
         assert "Traceback" not in log, log[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+            subprocess.run([sys.executable, "-m", "harness", "gc", "--local-only"],
+                           capture_output=True, timeout=120)
+
+
+def test_sigterm_while_kserve_comes_up_stops_at_once_and_leaves_nothing(
+        tmp_path: Path, host_lock: None) -> None:
+    # the bring-up's longest wait (KServe's manager: ~30 s of readiness delay) with
+    # Knative's pods running: SIGTERM ends it there, not when start() would have returned
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    log = tmp_path / "up.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "cluster", "up",
+                                 "--upstream", "--serving", "--state-dir", str(state_dir)],
+                                stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while "KServe kserve-controller-manager Ready ..." not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        run = next(state_dir.glob("upstream-*")).name.removeprefix("upstream-")
+        assert run_processes() and any(r == run for r, _ in run_processes().values())
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+        took = time.monotonic() - sent
+        print(f"SIGTERM during the KServe wait: exited in {took:.1f} s")
+        text = log.read_text()
+        assert text.splitlines()[-1] == ("harness cluster: SIGTERM while starting: stopped "
+                                         "what had started")
+        assert "Traceback" not in text and "KServe kserve-controller-manager Ready:" not in text
+        assert took < 30, f"took {took:.1f} s"
+        assert run_leftovers(run, state_dir) == {}
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -229,21 +229,40 @@ def serve(*, cluster: str | Path | None, kubeconfig: str | Path, state_file: str
         state=lambda: {"url": emu.url, "port": emu.port, "context": emu.cluster.name})
 
 
+class StartInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived while the cluster was still starting (``signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def run_until_signal(running: Any, *, kubeconfig: str | Path, state_file: str | Path,
                      state: Callable[[], dict[str, Any]],
                      announce: Callable[[Any], None] | None = None) -> int:
     """Start ``running`` (an Emulator or a LocalCluster), write its kubeconfig and a state
     file (pid, kubeconfig and ``state()``: urls, port, context) that ``harness cluster
     down`` reads, then wait for SIGINT or SIGTERM; stop it and remove the state file on
-    the way out, also when starting fails."""
+    the way out, also when starting fails.
+
+    A signal during ``start()`` (which can wait minutes: builds, Knative and KServe coming
+    up) interrupts it at once: the first one raises :class:`StartInterrupted` in the main
+    thread, wherever it waits, so ``start()`` unwinds and what it had started is stopped.
+    Later signals, and any signal once the cluster runs or is stopping, only ask it to
+    stop, so a teardown is never cut short."""
     stop = threading.Event()
+    starting = True
 
     def on_signal(signum: int, frame: object) -> None:
+        first = not stop.is_set()
         stop.set()
+        if starting and first:
+            raise StartInterrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         running.start()
+        starting = False
         running.write_kubeconfig(kubeconfig)
         write_state(state_file, {"pid": os.getpid(),
                                  "kubeconfig": str(Path(kubeconfig).expanduser()), **state()})
@@ -252,6 +271,7 @@ def run_until_signal(running: Any, *, kubeconfig: str | Path, state_file: str | 
         while not stop.wait(0.5):
             pass
     finally:
+        starting = False
         running.stop()
         Path(state_file).unlink(missing_ok=True)
         for s, handler in old.items():
