@@ -206,8 +206,13 @@ def test_the_isvc_of_a_refused_knative_service_says_why() -> None:
                 "spec.template.spec.nodeSelector")
         (event,) = wait_for("the event", lambda: events_of(cluster, "cpu-small"))
         assert (event["reason"], event["message"]) == ("InternalError", text)
-        conds = {c["type"]: c for c in cluster.store.get(
-            ISVC, "cpu-small", namespace="default")["status"]["conditions"]}
+        # the event is posted before the status is written: wait for that too
+        def conditions() -> dict[str, Any]:
+            isvc = cluster.store.get(ISVC, "cpu-small", namespace="default")
+            got = {c["type"]: c for c in (isvc.get("status") or {}).get("conditions") or []}
+            return got if got.get("PredictorReady", {}).get("status") == "False" else {}
+
+        conds = wait_for("PredictorReady False", conditions)
         assert conds["PredictorReady"]["status"] == "False"
         assert conds["PredictorReady"]["message"] == text
         assert cluster.store.try_get(KSVC, "cpu-small-predictor", namespace="default") is None
