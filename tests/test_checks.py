@@ -332,7 +332,7 @@ def cold_timeline(*, init_s=1.0, status=200, first_response=0.2):
     [
         ("small model within 5 s", {}, "small", PASS, ""),
         ("small model too slow (model download)", {"init_s": 30.0}, "small", FAIL,
-         "initialization"),
+         "storage initializer"),
         ("large model faster than the documented 30 s", {}, "large", FAIL, "outside"),
         ("503 on the first request", {"status": 503}, "small", FAIL, "status 503"),
     ],
@@ -350,9 +350,13 @@ def test_cold_start_breakdown_names_every_phase():
     f, rec = cold_timeline()
     v = check_cold_start(f, None, rec, profile=COREWEAVE)
     assert list(v.evidence["phase"]) == [
-        "autoscaler reaction", "scheduling", "initialization", "container start to ready",
-        "first response"]
-    assert v.numbers["autoscaler reaction"] == pytest.approx(0.3)
+        "autoscaler reaction", "pod creation", "scheduling", "storage initializer",
+        "container start", "queue-proxy and model ready", "first response"]
+    # no desired-scale change recorded: the reaction merges into the pod's creation
+    assert math.isnan(v.numbers["autoscaler reaction"])
+    assert v.numbers["pod creation"] == pytest.approx(0.3)
+    assert v.numbers["container start"] == pytest.approx(0.2)
+    assert v.numbers["queue-proxy and model ready"] == pytest.approx(1.7)
 
 
 # ---------------------------------------------------------------- 8 GPU placement

@@ -1,10 +1,27 @@
 """Check 7, cold start: the first request to a zero-scaled service, split into phases.
 
-Phases (they add up to the total): autoscaler reaction (request sent -> the new pod
-created), scheduling (created -> scheduled), initialization (scheduled -> initialized:
-init containers, model download), container start to ready (initialized -> Ready),
-first response (Ready -> the response read). The total is compared with the profile's
-claim for the model's size class (``claims.cold-start-<size>``, or any claim id given).
+The phases add up to the total (request sent -> response read). Each boundary is the
+receive time of the first watch event that shows it (API timestamps have one-second
+resolution), so the split reads the same on the emulator and on real Knative/KServe:
+
+* autoscaler reaction: request sent -> the PodAutoscaler's desiredScale leaves 0 (the
+  activator's stat reached the autoscaler and the decider scaled);
+* pod creation: -> the new pod exists (the KPA scaled the Deployment, the ReplicaSet
+  made the pod);
+* scheduling: -> PodScheduled=True;
+* storage initializer: -> Initialized=True (init containers, KServe's model download;
+  about nothing when the predictor has no storageUri);
+* container start: -> every container running (``state.running``);
+* queue-proxy and model ready: -> Ready=True (the model server loads, queue-proxy's
+  readiness probe passes);
+* first response: -> the response read.
+
+A boundary that was not observed (no PodAutoscaler recorded, say) merges its phase into
+the next one (shown as NaN). Boundaries are kept in order: Knative's activator probes
+a new pod itself and may forward the request before the kubelet's Ready reaches the
+watch, so a later boundary seen earlier pulls the earlier ones back to it. The total is
+compared with the profile's claim for the model's size class (``claims.cold-start-<size>``,
+or any claim id given).
 """
 
 from __future__ import annotations
@@ -20,17 +37,20 @@ from harness.checks.verdict import FAIL, PASS, Verdict, Window, skip, timing_bud
 from harness.durations import parse_duration
 from harness.observe.frames import Frames
 from harness.observe.load import sent
-from harness.observe.series import step_value
+from harness.observe.series import one_pa, step_value
 from harness.profiles import Profile
 
 CHECK = "cold-start"
 PHASES: tuple[tuple[str, str, str], ...] = (
-    ("autoscaler reaction", "request", "created"),
+    ("autoscaler reaction", "request", "desired"),
+    ("pod creation", "desired", "created"),
     ("scheduling", "created", "scheduled"),
-    ("initialization", "scheduled", "initialized"),
-    ("container start to ready", "initialized", "ready"),
+    ("storage initializer", "scheduled", "initialized"),
+    ("container start", "initialized", "started"),
+    ("queue-proxy and model ready", "started", "ready"),
     ("first response", "ready", "response"),
 )
+POD_STAMPS = ("created", "scheduled", "initialized", "started", "ready")
 
 
 def cold_request(frames: Frames, records: pd.DataFrame) -> pd.Series | None:
@@ -51,6 +71,44 @@ def serving_pod(frames: Frames, req: pd.Series) -> pd.Series | None:
         return pods[pods["pod"] == name].iloc[0]
     cand = pods[(pods["ready"].notna()) & (pods["ready"] >= float(req["start"]))]
     return None if cand.empty else cand.sort_values("ready").iloc[0]
+
+
+def scale_up_seen(frames: Frames, t_req: float) -> float:
+    """When the PodAutoscaler's desiredScale was first seen above 0 after ``t_req``,
+    having been 0 (or unknown) then; NaN when no such change was recorded."""
+    scale = one_pa(frames.scale)
+    if scale.empty:
+        return math.nan
+    before = float(step_value(scale, t_req, "desired", math.nan))
+    if before >= 1:
+        return math.nan
+    later = scale[(scale["time"] >= t_req) & (scale["desired"] >= 1)]
+    return math.nan if later.empty else float(later["time"].iloc[0])
+
+
+def phase_rows(stamps: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The :data:`PHASES` from boundary stamps: each phase runs from the last boundary
+    seen before it (NaN when its own end was not seen); later boundaries bound earlier
+    ones, so the phases never go negative and always sum to response - request."""
+    order = [PHASES[0][1]] + [b for _, _, b in PHASES]
+    kept: dict[str, float] = {}
+    bound = math.inf
+    for key in reversed(order):
+        t = float(stamps.get(key, math.nan))
+        if not math.isnan(t):
+            t = min(t, bound)
+            bound = t
+        kept[key] = t
+    rows = []
+    prev_key, prev_t = order[0], kept[order[0]]
+    for name, _, b in PHASES:
+        tb = kept[b]
+        seconds = tb - prev_t if not math.isnan(tb) else math.nan
+        rows.append({"phase": name, "from": prev_key, "to": b, "seconds": seconds,
+                     "at": tb - kept[order[0]]})
+        if not math.isnan(tb):
+            prev_key, prev_t = b, tb
+    return rows
 
 
 def _claim(claims: Mapping[str, Mapping[str, Any]], cid: str) -> tuple[float | None, float | None]:
@@ -89,13 +147,10 @@ def check_cold_start(
     lat = float(req["latency_s"]) if not math.isnan(float(req["latency_s"])) else math.nan
     status = int(req["status"])
     pod = serving_pod(frames, req)
-    stamps = {"request": t_req, "response": t_req + lat}
+    stamps = {"request": t_req, "response": t_req + lat, "desired": scale_up_seen(frames, t_req)}
     if pod is not None:
-        stamps.update({c: float(pod[c]) for c in ("created", "scheduled", "initialized", "ready")})
-    rows = []
-    for name, a, b in PHASES:
-        ta, tb = stamps.get(a, math.nan), stamps.get(b, math.nan)
-        rows.append({"phase": name, "from": a, "to": b, "seconds": tb - ta})
+        stamps.update({c: float(pod[c]) for c in POD_STAMPS})
+    rows = phase_rows(stamps)
     total = lat
     budget = timing_budget(observation_latency)
     lo, hi = _claim(claims, cid)
@@ -104,7 +159,8 @@ def check_cold_start(
     numbers: dict[str, float | None] = {r["phase"]: r["seconds"] for r in rows}
     numbers.update(total=total, not_before=window.not_before, by=window.by)
     observed = (f"{total:.2f} s (" + ", ".join(f"{r['phase']} {r['seconds']:.2f} s"
-                                                for r in rows) + f"), HTTP {status}")
+                                                for r in rows if not math.isnan(r["seconds"]))
+                + f"), HTTP {status}")
     evidence = pd.DataFrame(rows)
     if math.isnan(total) or not 200 <= status < 300:
         return Verdict(CHECK, quote, key, FAIL, expected=window.describe(), observed=observed,
