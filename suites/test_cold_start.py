@@ -1,6 +1,7 @@
 """Claim 7, cold start: the first request to a service with zero pods is answered, and
-its time, split into autoscaler reaction, scheduling, initialization, container start to
-ready and first response, is within the documented claim for a small model (the
+its time, split into autoscaler reaction, pod creation, scheduling, storage initializer,
+container start, queue-proxy and model ready and first response
+(:mod:`harness.checks.cold_start`), is within the documented claim for a small model (the
 profile's ``claims.cold-start-small``; the CoreWeave page's when the profile has none).
 
 The wait for zero pods is the reference model's time for an idle new service under the

@@ -60,15 +60,35 @@ def test_without_the_podautoscaler_the_reaction_merges_into_pod_creation():
     assert "autoscaler reaction" not in v.observed
 
 
-def test_a_boundary_seen_late_is_bounded_by_the_next_one():
-    # the activator forwarded the request before the kubelet's Ready reached the watch
+def test_ready_seen_after_the_response_merges_into_the_first_response():
+    # the activator forwarded the request before the kubelet's Ready (seen on upstream:
+    # the pod that answered became Ready 11 s after it started)
     rows = phase_rows({"request": 0.0, "desired": 0.2, "created": 0.5, "scheduled": 0.6,
                        "initialized": 0.7, "started": 1.0, "ready": 2.5, "response": 2.2})
     by = {r["phase"]: r["seconds"] for r in rows}
-    assert by["first response"] == 0.0
-    assert by["queue-proxy and model ready"] == pytest.approx(1.2)
-    assert all(s >= 0 for s in by.values())
-    assert sum(by.values()) == pytest.approx(2.2)
+    assert math.isnan(by["queue-proxy and model ready"])
+    assert by["first response"] == pytest.approx(1.2)
+    assert sum(s for s in by.values() if not math.isnan(s)) == pytest.approx(2.2)
+
+
+def test_the_verdict_says_when_ready_came_after_the_response():
+    events, records = recorded()
+    late = []
+    for e in events:   # the serving pod's Ready reaches the watch 3 s later than it did
+        if e["kind"] == "Pod" and e["object"]["metadata"]["name"].endswith("rpn5b") and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in e["object"]["status"].get("conditions", [])):
+            e = {**e, "received": e["received"] + 3.0}
+        late.append(e)
+    frames = build_frames(late, revision=REVISION, pa=REVISION)
+    v = check_cold_start(frames, None, records, profile=load_profile("coreweave"))
+    assert v.status == PASS
+    assert math.isnan(v.numbers["queue-proxy and model ready"])
+    assert v.numbers["first response"] == pytest.approx(1.089, abs=0.002)
+    assert "not Ready yet when the response came" in v.observed
+    fine = check_cold_start(build_frames(events, revision=REVISION, pa=REVISION), None,
+                            records, profile=load_profile("coreweave"))
+    assert "not Ready yet" not in fine.observed
 
 
 def test_a_missing_middle_boundary_leaves_the_sum_whole():

@@ -17,9 +17,10 @@ resolution), so the split reads the same on the emulator and on real Knative/KSe
 * first response: -> the response read.
 
 A boundary that was not observed (no PodAutoscaler recorded, say) merges its phase into
-the next one (shown as NaN). Boundaries are kept in order: Knative's activator probes
-a new pod itself and may forward the request before the kubelet's Ready reaches the
-watch, so a later boundary seen earlier pulls the earlier ones back to it. The total is
+the next one (shown as NaN), and so does one seen only after a later boundary: Knative's
+activator probes a new pod itself and forwards the request as soon as queue-proxy
+answers, while the kubelet's Ready can come up to a readiness period (10 s for
+queue-proxy's probe) later; the verdict then says Ready came after the response. The total is
 compared with the profile's claim for the model's size class (``claims.cold-start-<size>``,
 or any claim id given).
 """
@@ -88,15 +89,16 @@ def scale_up_seen(frames: Frames, t_req: float) -> float:
 
 def phase_rows(stamps: Mapping[str, float]) -> list[dict[str, Any]]:
     """The :data:`PHASES` from boundary stamps: each phase runs from the last boundary
-    seen before it (NaN when its own end was not seen); later boundaries bound earlier
-    ones, so the phases never go negative and always sum to response - request."""
+    seen before it (NaN when its own end was not seen, or was seen only after a later
+    boundary), so the phases never go negative and always sum to response - request."""
     order = [PHASES[0][1]] + [b for _, _, b in PHASES]
     kept: dict[str, float] = {}
     bound = math.inf
     for key in reversed(order):
         t = float(stamps.get(key, math.nan))
+        if t > bound:       # seen only after a later boundary: not observed in time
+            t = math.nan
         if not math.isnan(t):
-            t = min(t, bound)
             bound = t
         kept[key] = t
     rows = []
@@ -161,6 +163,10 @@ def check_cold_start(
     observed = (f"{total:.2f} s (" + ", ".join(f"{r['phase']} {r['seconds']:.2f} s"
                                                 for r in rows if not math.isnan(r["seconds"]))
                 + f"), HTTP {status}")
+    t_ready = stamps.get("ready", math.nan)
+    if pod is not None and not math.isnan(total) and not t_ready <= stamps["response"]:
+        observed += ("; the pod was not Ready yet when the response came (the activator "
+                     "forwards once its own probe of the pod passes)")
     evidence = pd.DataFrame(rows)
     if math.isnan(total) or not 200 <= status < 300:
         return Verdict(CHECK, quote, key, FAIL, expected=window.describe(), observed=observed,
