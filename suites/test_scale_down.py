@@ -16,7 +16,7 @@ import pytest
 from harness.checks import check_scale_down
 from harness.params import KPAParams
 from harness.suite import plan
-from harness.suite.predicates import ready_at_most
+from harness.suite.predicates import scaled_to_at_most
 
 SETTLE_S = 5.0
 """Recording kept on after the last step: the model's band around it needs the seconds
@@ -42,7 +42,7 @@ def test_scale_down_rate_delay_and_band(deploy_isvc, load, timeline):
     timeline.start()
     timeline.hold(plan.warm(isvc.params.params), isvc=isvc)
     load(LOAD, isvc)
-    timeline.wait(ready_at_most(1), until=one_pod(isvc.params.params), isvc=isvc,
+    timeline.wait(scaled_to_at_most(1), until=one_pod(isvc.params.params), isvc=isvc,
                   then=SETTLE_S)
     frames = timeline.frames(isvc)
     timeline.check(check_scale_down(frames, isvc.params, timeline.records()))

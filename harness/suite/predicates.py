@@ -22,8 +22,12 @@ def no_pods(frames: Frames) -> bool:
     return not frames.ready.empty and pods_now(frames) == 0
 
 
-def ready_at_most(n: int) -> Callable[[Frames], bool]:
+def scaled_to_at_most(n: int) -> Callable[[Frames], bool]:
+    """Scaled down to ``n``: at most ``n`` pods exist that are not terminating. Pods that
+    exist but are not Ready yet count: on a real kubelet a new pod's Ready can lag its
+    start by a readiness period (queue-proxy's probe runs every 10 s), so "at most n
+    Ready" also holds in the middle of a scale-up."""
     def pred(frames: Frames) -> bool:
-        return not frames.ready.empty and ready_now(frames) <= n
+        return not frames.ready.empty and pods_now(frames) <= n
 
     return pred
