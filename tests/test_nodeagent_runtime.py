@@ -106,6 +106,12 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
             for c in api.last().get("conditions", [])) else None)
         ip = status["podIP"]
         assert ip.startswith("198.18.") and status["phase"] == "Running"
+        # kubelet: no init containers, so Initialized from the first status on, and the
+        # container waits as ContainerCreating (not PodInitializing) until it runs
+        first = api.statuses[0]
+        assert {c["type"]: c["status"] for c in first["conditions"]}["Initialized"] == "True"
+        assert first["containerStatuses"][0]["state"] == {
+            "waiting": {"reason": "ContainerCreating"}}
         r = httpx.get(f"http://{ip}:8080/", timeout=5)
         assert r.headers["X-Pod-Name"] == "p1"
         proc = runner.containers["main"].proc
@@ -183,6 +189,17 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
         _until("main's output", lambda: "hello" in log.read_text())
         assert [e for e in api.events if e["reason"].startswith("Failed")] == []
         assert log.read_text() == "from-init\nhello\n"
+        # the init container is reported running, then terminated; Initialized only then
+        with api.lock:
+            seen = [(s["initContainerStatuses"][0]["state"].keys() if
+                     s.get("initContainerStatuses") else set(),
+                     {c["type"]: c["status"] for c in s["conditions"]}["Initialized"])
+                    for s in api.statuses]
+        states = [(next(iter(k), "none"), init) for k, init in seen]
+        assert states[0] == ("none", "False")
+        assert ("running", "False") in states and ("terminated", "True") in states
+        assert states.index(("running", "False")) < states.index(("terminated", "True"))
+        assert first_waiting_reason(api.statuses[0]) == "PodInitializing"
         with pytest.raises(NoLog, match='previous terminated container "main" in pod "p1"'):
             runner.log_source("main", previous=True)
         volume = runner.volumes.dirs["work"]
@@ -203,6 +220,10 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
 
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def first_waiting_reason(status: dict[str, Any]) -> str:
+    return status["containerStatuses"][0]["state"]["waiting"]["reason"]
 
 
 def test_a_removed_pod_takes_its_veth_even_while_its_namespace_lives_on(net: Any) -> None:

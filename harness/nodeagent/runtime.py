@@ -22,6 +22,7 @@ container that exits is restarted per ``restartPolicy`` with kubelet's doubling 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -105,7 +106,9 @@ class PodRunner:
         self.on_gone = on_gone
         self.net: PodNet | None = None
         self.containers: dict[str, Container] = {}
-        self.init_done = False
+        # kubelet: a pod without init containers is Initialized from its first status
+        # (its containers wait as ContainerCreating, not PodInitializing)
+        self.init_done = not pod["spec"].get("initContainers")
         self.init_statuses: list[dict[str, Any]] = []
         self.terminating = threading.Event()
         self.grace_s = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
@@ -315,6 +318,11 @@ class PodRunner:
                 except EnvError as exc:
                     self._post_event("Warning", "Failed", f"Error: {exc}")
                     return False
+                self._set_init_status({"name": spec["name"], "image": spec["image"],
+                                       "imageID": "", "ready": False, "restartCount": attempt,
+                                       "started": True,
+                                       "state": {"running": {"startedAt": started}}})
+                self._status()
                 while proc.poll() is None and not self.terminating.wait(0.2):
                     pass
                 if self.terminating.is_set():
@@ -325,8 +333,7 @@ class PodRunner:
                 status = {"name": spec["name"], "image": spec["image"], "imageID": "",
                           "ready": code == 0, "restartCount": attempt,
                           "started": False, "state": {"terminated": term}}
-                self.init_statuses = [s for s in self.init_statuses
-                                      if s["name"] != spec["name"]] + [status]
+                self._set_init_status(status)
                 if code == 0:
                     break
                 attempt += 1
@@ -338,6 +345,10 @@ class PodRunner:
                     return False
         self.init_done = True
         return not self.terminating.is_set()
+
+    def _set_init_status(self, status: dict[str, Any]) -> None:
+        self.init_statuses = [s for s in self.init_statuses
+                              if s["name"] != status["name"]] + [status]
 
     def _run_containers(self) -> None:
         policy = self.pod["spec"].get("restartPolicy", "Always")
@@ -586,7 +597,7 @@ class PodRunner:
             status["initContainerStatuses"] = self.init_statuses
         key = (phase, [(s["name"], s["ready"], s["restartCount"], list(s["state"]))
                        for s in statuses],
-               [(s["name"], s["restartCount"], s["state"]["terminated"]["exitCode"])
+               [(s["name"], s["restartCount"], json.dumps(s["state"], sort_keys=True))
                 for s in self.init_statuses], self.init_done)
         if key == self._reported:
             return
