@@ -138,3 +138,35 @@ def test_a_crashed_container_is_restarted(tmp_path: Path) -> None:
             await kubelet.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_container_runs_from_its_process_start_not_from_its_port(tmp_path: Path) -> None:
+    """As a kubelet reports it: ``state.running`` (phase Running) as soon as the process
+    exists, before the server listens (its port published) and before Ready; on real
+    Knative the model server's start-up shows as the gap between running and Ready."""
+    store = Store(graceful_pods=True)
+    kubelet = Kubelet(store, workdir=tmp_path)
+    seen: list[tuple[bool, bool, bool]] = []
+
+    async def scenario() -> None:
+        await kubelet.start()
+        try:
+            store.create("pods", _pod("p1"), namespace="default")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                pod = store.get("pods", "p1", namespace="default")
+                statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                running = bool(statuses) and "running" in statuses[0]["state"]
+                port = PORT_ANNOTATION in (pod["metadata"].get("annotations") or {})
+                ready = _conds(pod).get("Ready", {}).get("status") == "True"
+                if not seen or seen[-1] != (running, port, ready):
+                    seen.append((running, port, ready))
+                if ready:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            await kubelet.stop()
+
+    asyncio.run(scenario())
+    assert seen[-1] == (True, True, True)
+    assert (True, False, False) in seen      # running, not yet listening

@@ -11,8 +11,10 @@ For a pod with ``spec.nodeName`` the kubelet, on the controllers' loop:
 3. starts ``python -m modelserver`` (``fixtures/modelserver``) in its own process group on
    a free 127.0.0.1 port, with the container's ``env`` and ``args`` (``/mnt/models``, the
    model volume's mount path, stands for the pod's model folder; ``--http_port`` is left
-   to the kubelet's free port); the port is published as the pod
-   annotation ``emulator.harness.dev/port`` and the container's ``ports``; phase Running;
+   to the kubelet's free port); phase Running and the container ``running`` from the
+   process's start, as a kubelet reports a started container; once it listens, the port
+   is published as the pod annotation ``emulator.harness.dev/port`` and the container's
+   ``ports``;
 4. polls ``/v2/health/ready`` and sets ``ContainersReady`` and ``Ready`` True (each
    condition keeps its own ``lastTransitionTime``).
 
@@ -328,6 +330,15 @@ class Kubelet(Controller):
             preexec_fn=_child_setup)
         rt.capture = asyncio.create_task(podlogs.capture(rt.proc.stdout, rt.proc.stderr,
                                                          rt.log_path))
+        # running from the moment the process exists, as the kubelet reports a container
+        # the runtime started (its server's start-up counts toward readiness, not here)
+        fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
+        started = format_time()
+        self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
+            fresh, {"running": {"startedAt": started}}, False, restarts,
+            rt.last_terminated)})
+        record_event(self.store, fresh, "Normal", "Started", f"Started container {name}",
+                     COMPONENT)
         try:
             rt.port = await self._wait_port(rt)
         except RuntimeError:
@@ -337,12 +348,6 @@ class Kubelet(Controller):
         self.store.patch("pods", rt.name, {"metadata": {"annotations": {
             PORT_ANNOTATION: str(rt.port)}}}, namespace=rt.namespace)
         fresh = self.store.get("pods", rt.name, namespace=rt.namespace)
-        started = format_time()
-        self._patch_status(rt, {"phase": "Running", "containerStatuses": self._container_status(
-            fresh, {"running": {"startedAt": started}}, False, restarts,
-            rt.last_terminated)})
-        record_event(self.store, fresh, "Normal", "Started", f"Started container {name}",
-                     COMPONENT)
         try:
             await self._wait_ready(rt)
         except RuntimeError:
