@@ -120,9 +120,11 @@ def summarize(track: Track) -> dict[str, Any]:
     ready = f.ready[f.ready["time"] >= o] if not f.ready.empty else f.ready
     r0 = float(step_value(f.ready, o, "ready", 0)) if not f.ready.empty else 0.0
     rising = ready[ready["ready"] > r0] if not ready.empty else ready
-    zero = ready[(ready["ready"] == 0)] if not ready.empty else ready
-    zero = zero[zero["time"] > (float(rising["time"].iloc[0]) if not rising.empty else o)] \
-        if r0 == 0 else zero
+    # every pod gone (or terminating), after there were pods at or after the origin
+    had = ready[ready["pods"] > 0] if not ready.empty else ready
+    since = o if float(step_value(f.ready, o, "pods", 0) or 0) > 0 else (
+        float(had["time"].iloc[0]) if not had.empty else math.inf)
+    zero = ready[(ready["pods"] == 0) & (ready["time"] > since)] if not ready.empty else ready
     end = f.end if not math.isnan(f.end) else o
     out: dict[str, Any] = {
         "first desired up": _rel(track, float(up["time"].iloc[0])) if not up.empty
