@@ -109,7 +109,10 @@ def test_model_server_pod_runs_in_its_namespace_and_turns_ready(net: Any,
         # kubelet: no init containers, so Initialized from the first status on, and the
         # container waits as ContainerCreating (not PodInitializing) until it runs
         first = api.statuses[0]
-        assert {c["type"]: c["status"] for c in first["conditions"]}["Initialized"] == "True"
+        conds = {c["type"]: c["status"] for c in first["conditions"]}
+        assert conds["Initialized"] == "True"
+        # ... and reported before its sandbox (network namespace) exists, as kubelet does
+        assert conds["PodReadyToStartContainers"] == "False" and "podIP" not in first
         assert first["containerStatuses"][0]["state"] == {
             "waiting": {"reason": "ContainerCreating"}}
         r = httpx.get(f"http://{ip}:8080/", timeout=5)

@@ -156,6 +156,7 @@ class PodRunner:
 
     def _main(self) -> None:
         try:
+            self._status()   # kubelet reports the pod before it makes the sandbox
             self.net = self.network.add_pod(self.key, self.ns)
             self.dir.mkdir(parents=True, exist_ok=True)
             self.volumes = PodVolumes(self.pod, self.dir / "volumes", self.client,
@@ -551,7 +552,6 @@ class PodRunner:
     # ------------------------------------------------------------ reporting
 
     def _status(self, phase: str | None = None) -> None:
-        assert self.net is not None
         mains = self._mains()
         statuses = []
         for spec in self.pod["spec"]["containers"]:
@@ -580,7 +580,7 @@ class PodRunner:
         if phase is None:
             phase = "Running" if any(c.proc is not None for c in mains) else "Pending"
         conds = {
-            "PodReadyToStartContainers": (True, None, None),
+            "PodReadyToStartContainers": (self.net is not None, None, None),
             "Initialized": (self.init_done, "ContainersNotInitialized",
                             f"containers with incomplete status: [{' '.join(inits)}]"),
             "ContainersReady": (ready, "ContainersNotReady",
@@ -590,12 +590,14 @@ class PodRunner:
         }
         status: dict[str, Any] = {
             "phase": phase, "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
-            "podIP": self.net.address, "podIPs": [{"ip": self.net.address}],
             "startTime": self.start_time, "containerStatuses": statuses,
         }
+        if self.net is not None:
+            status.update(podIP=self.net.address, podIPs=[{"ip": self.net.address}])
         if self.init_statuses:
             status["initContainerStatuses"] = self.init_statuses
-        key = (phase, [(s["name"], s["ready"], s["restartCount"], list(s["state"]))
+        key = (phase, self.net is not None,
+               [(s["name"], s["ready"], s["restartCount"], list(s["state"]))
                        for s in statuses],
                [(s["name"], s["restartCount"], json.dumps(s["state"], sort_keys=True))
                 for s in self.init_statuses], self.init_done)
