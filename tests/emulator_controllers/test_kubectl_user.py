@@ -38,6 +38,7 @@ from harness.emulator.local_cluster import LocalCluster
 ROOT = Path(__file__).resolve().parents[2]
 ISVC_DIR = ROOT / "fixtures" / "isvc"
 MODEL = ROOT / "fixtures" / "modelserver" / "model" / "model.json"
+S3_URI = "s3://models/linear/v1"   # fixtures/isvc/storage-s3.yaml
 _VENV_KUBECTL = Path(sys.executable).parent / "kubectl"
 KUBECTL = os.environ.get("HARNESS_TEST_KUBECTL") or (
     str(_VENV_KUBECTL) if _VENV_KUBECTL.exists() else shutil.which("kubectl"))
@@ -372,12 +373,16 @@ def test_logs(applied: dict[str, object], k: Kubectl, cluster: LocalCluster) -> 
     assert "modelserver listening on" in via_deploy
     bad = k.run("logs", pod, "-n", ns, "-c", "nope", ok=False)
     assert bad.returncode != 0 and "container nope is not valid for pod" in bad.stderr
-    pvc_pod = _predictor_pods(k, ns, "storage-pvc")[0]
-    init = k("logs", pvc_pod, "-n", ns, "-c", "storage-initializer")
+    s3_pod = _predictor_pods(k, ns, "storage-s3")[0]
+    init = k("logs", s3_pod, "-n", ns, "-c", "storage-initializer")
     assert init.splitlines() == [
-        "Initializing, args: src_uri [pvc://models-pvc/linear/v1] dest_path[ [/mnt/models]",
-        "Copying contents of pvc://models-pvc/linear/v1 to local",
-        "Successfully copied pvc://models-pvc/linear/v1 to /mnt/models"]
+        f"Initializing, args: src_uri [{S3_URI}] dest_path[ [/mnt/models]",
+        f"Copying contents of {S3_URI} to local",
+        f"Successfully copied {S3_URI} to /mnt/models"]
+    # KServe mounts a pvc:// claim: that pod has no storage-initializer to ask
+    pvc_pod = _predictor_pods(k, ns, "storage-pvc")[0]
+    none = k.run("logs", pvc_pod, "-n", ns, "-c", "storage-initializer", ok=False)
+    assert none.returncode != 0 and "is not valid for pod" in none.stderr
     http_pod = _predictor_pods(k, ns, "storage-http")[0]
     failed = k("logs", http_pod, "-n", ns, "-c", "storage-initializer")
     assert failed.splitlines()[-1].startswith("RuntimeError: ")

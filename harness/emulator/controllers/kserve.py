@@ -16,7 +16,9 @@ What reaches the Knative Service's revision template:
   :mod:`~harness.emulator.controllers.runtimes`; else the custom ``containers``) and, with a
   ``storageUri``, the
   ``storage-initializer`` init container and its source-URI annotation (what KServe's
-  pod mutator injects).
+  pod mutator injects); for ``pvc://claim/path`` no init container but the claim as the
+  volume ``kserve-pvc-source`` mounted read-only at ``/mnt/models`` with ``subPath: path``,
+  as KServe 0.20's mutator does.
 
 A model whose format no runtime supports gets no Knative Service, as in KServe 0.20: a
 Warning event ``InternalError`` ("no runtime found to support predictor with model type:
@@ -77,6 +79,8 @@ MODEL_IMAGE = "harness-modelserver:0.1.0"   # fixtures/kind/versions.yaml models
 EVENT_SOURCE = "v1beta1Controllers"
 """The component KServe's manager records its InferenceService events as."""
 STORAGE_INITIALIZER_IMAGE = "kserve/storage-initializer:v0.20.0"   # KServe v0.20.0's release
+PVC_PREFIX = "pvc://"
+PVC_SOURCE_VOLUME = "kserve-pvc-source"   # KServe's constants.PvcSourceMountName
 DISALLOWED = ("kubectl.kubernetes.io/last-applied-configuration", STORAGE_URI_ANNOTATION,
               DEPLOYMENT_MODE_ANNOTATION, "serving.kserve.io/modelFormat")
 POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "serviceAccountName",
@@ -132,7 +136,16 @@ def revision_template(isvc: dict[str, Any], runtime: Runtime | None = None) -> d
     container.setdefault("ports", [{"containerPort": 8080, "name": "http1",
                                     "protocol": "TCP"}])
     spec: dict[str, Any] = {"containers": [container]}
-    if storage_uri:
+    if storage_uri and str(storage_uri).startswith(PVC_PREFIX):
+        # KServe mounts the claim itself (no init container): subPath the path in it
+        annotations[STORAGE_URI_ANNOTATION] = str(storage_uri)
+        claim, _, sub = str(storage_uri)[len(PVC_PREFIX):].partition("/")
+        container.setdefault("volumeMounts", []).append(
+            {"name": PVC_SOURCE_VOLUME, "mountPath": "/mnt/models", "subPath": sub,
+             "readOnly": True})
+        spec.setdefault("volumes", []).append(
+            {"name": PVC_SOURCE_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
+    elif storage_uri:
         annotations[STORAGE_URI_ANNOTATION] = str(storage_uri)
         container.setdefault("volumeMounts", []).append(
             {"name": "kserve-provision-location", "mountPath": "/mnt/models",

@@ -6,8 +6,9 @@ For a pod with ``spec.nodeName`` the kubelet, on the controllers' loop:
    ``Initialized``/``ContainersReady``/``Ready`` False) — optionally after a fault delay;
 2. runs the storage-initializer step when the pod carries KServe's
    ``serving.kserve.io/storage-initializer-sourceuri`` annotation: the model is really
-   fetched into a per-pod folder (:mod:`.storage`); otherwise the sample model is used;
-   then ``Initialized=True``;
+   fetched into a per-pod folder (:mod:`.storage`); a ``pvc://`` source has no such step
+   (KServe mounts the claim): the model is read in place from its folder; otherwise the
+   sample model is used; then ``Initialized=True``;
 3. starts ``python -m modelserver`` (``fixtures/modelserver``) in its own process group on
    a free 127.0.0.1 port, with the container's ``env`` and ``args`` (``/mnt/models``, the
    model volume's mount path, stands for the pod's model folder; ``--http_port`` is left
@@ -49,7 +50,7 @@ from harness.emulator.api.store import Store
 from harness.emulator.api.subscriptions import WatchEvent
 from harness.emulator.controllers.base import Controller, condition
 from harness.emulator.controllers.scheduler import record_event
-from harness.emulator.controllers.storage import StorageError, fetch
+from harness.emulator.controllers.storage import StorageError, fetch, pvc_path
 from harness.files import data_path
 from harness.objects import REVISION_LABEL, STORAGE_URI_ANNOTATION, condition_is, format_time
 
@@ -243,7 +244,8 @@ class Kubelet(Controller):
     async def _start(self, rt: PodRuntime, pod: dict[str, Any]) -> None:
         spec = pod.get("spec") or {}
         uri = (pod["metadata"].get("annotations") or {}).get(STORAGE_URI_ANNOTATION)
-        has_init = bool(uri)
+        on_pvc = bool(uri) and str(uri).startswith("pvc://")
+        has_init = bool(uri) and not on_pvc   # KServe mounts a pvc:// claim itself
         self._patch_status(rt, {"phase": "Pending", "hostIP": "127.0.0.1",
                                 "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
                                 "startTime": format_time()},
@@ -258,7 +260,15 @@ class Kubelet(Controller):
             await asyncio.sleep(delay)
         pod_dir = self.workdir / rt.namespace / rt.name
         model_dir = SAMPLE_MODEL_DIR
-        if uri:
+        if on_pvc:
+            try:
+                model_dir = pvc_path(str(uri), self.pvc_root)
+            except StorageError as exc:
+                record_event(self.store, pod, "Warning", "FailedMount",
+                             f"MountVolume.SetUp failed for volume \"kserve-pvc-source\": "
+                             f"{exc}", COMPONENT)
+                return
+        elif uri:
             model_dir = pod_dir / "models"
             started = format_time()
             init_log = podlogs.start_instance(self.workdir, rt.namespace, rt.name,

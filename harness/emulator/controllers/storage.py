@@ -7,7 +7,8 @@ Supported, as KServe's storage initializer does for these schemes:
 - ``http://`` / ``https://``: one file, saved under its base name (a URL ending in ``/``
   fetches ``model.json`` from it), via httpx.
 - ``pvc://claim/path``: a folder (or file) of ``pvc_root/claim/path`` standing for the
-  mounted PersistentVolumeClaim, copied.
+  mounted PersistentVolumeClaim, copied. The kubelet does not fetch it: KServe mounts the
+  claim, so :func:`pvc_path` names the folder it reads in place.
 
 Every fetch is bounded in time; errors raise :class:`StorageError` with the URI named.
 """
@@ -86,6 +87,19 @@ def _fetch_http(uri: str, out: Path) -> list[Path]:
     target = out / name
     target.write_bytes(resp.content)
     return [target]
+
+
+def pvc_path(uri: str, root: str | Path | None) -> Path:
+    """The folder a ``pvc://claim/path`` URI mounts (``root/claim/path``), as KServe mounts
+    the claim with ``subPath: path`` instead of copying it."""
+    parsed = urlparse(uri)
+    claim, path = parsed.netloc, parsed.path.lstrip("/")
+    if root is None:
+        raise StorageError(f"pvc://{claim}/{path}: no PVC root folder configured")
+    src = Path(root) / claim / path
+    if not src.exists():
+        raise StorageError(f"pvc://{claim}/{path}: {src} does not exist")
+    return src
 
 
 def _fetch_pvc(claim: str, path: str, out: Path, root: str | Path | None) -> list[Path]:
