@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +27,24 @@ ISVC = "serving.kserve.io/inferenceservices"
 
 @pytest.fixture(scope="module")
 def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A web server: ``/linear/v1/model.json`` as ``application/json`` (a web server's
+    type), the same under ``/bin/`` as ``application/octet-stream``, and
+    ``/linear/v1.tar.gz`` (``application/gzip``) holding it."""
     root = tmp_path_factory.mktemp("www")
-    (root / "linear" / "v1").mkdir(parents=True)
-    (root / "linear" / "v1" / "model.json").write_bytes(MODEL.read_bytes())
+    for top in (root, root / "bin"):
+        (top / "linear" / "v1").mkdir(parents=True)
+        (top / "linear" / "v1" / "model.json").write_bytes(MODEL.read_bytes())
+    with tarfile.open(root / "linear" / "v1.tar.gz", "w:gz") as tar:
+        tar.add(MODEL, arcname="model.json")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a: Any, **kw: Any) -> None:
             super().__init__(*a, directory=str(root), **kw)
+
+        def guess_type(self, path: Any) -> str:
+            if str(path).startswith("/bin/") or "/bin/" in str(path):
+                return "application/octet-stream"
+            return super().guess_type(path)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -64,11 +76,18 @@ def test_fetch_s3(s3: str, tmp_path: Path) -> None:
         fetch("s3://models/missing", tmp_path / "x", s3_endpoint=s3)
 
 
-def test_fetch_http(http_root: str, tmp_path: Path) -> None:
-    (out,) = fetch(f"{http_root}/linear/v1/model.json", tmp_path)
+def test_fetch_http_with_kserve_storages_content_types(http_root: str, tmp_path: Path
+                                                      ) -> None:
+    (out,) = fetch(f"{http_root}/bin/linear/v1/model.json", tmp_path)
     assert out.read_bytes() == MODEL.read_bytes()
-    (out2,) = fetch(f"{http_root}/linear/v1/", tmp_path / "dir")
-    assert out2.name == "model.json"
+    (out2,) = fetch(f"{http_root}/linear/v1.tar.gz", tmp_path / "tgz")
+    assert out2 == tmp_path / "tgz" / "model.json"          # unpacked, archive removed
+    assert out2.read_bytes() == MODEL.read_bytes()
+    with pytest.raises(StorageError, match=r"did not respond with 'Content-Type': "
+                                           r"'application/octet-stream'"):
+        fetch(f"{http_root}/linear/v1/model.json", tmp_path / "json")
+    with pytest.raises(StorageError, match="No filename contained in URI"):
+        fetch(f"{http_root}/bin/linear/v1/", tmp_path / "dir")
     with pytest.raises(StorageError, match="404"):
         fetch(f"{http_root}/nope.json", tmp_path)
 
@@ -91,7 +110,7 @@ def test_storage_fixtures_serve_in_the_cluster(s3: str, http_root: str,
         doc = yaml.safe_load((ROOT / "fixtures" / "isvc" / f"storage-{kind}.yaml").read_text())
         if kind == "http":
             doc["spec"]["predictor"]["model"]["storageUri"] = (
-                f"{http_root}/linear/v1/model.json")
+                f"{http_root}/bin/linear/v1/model.json")
         docs[kind] = doc
     with LocalCluster(profile="fast", s3_endpoint=s3, pvc_root=pvc_root) as cluster:
         for doc in docs.values():

@@ -4,8 +4,9 @@ Supported, as KServe's storage initializer does for these schemes:
 
 - ``s3://bucket/prefix``: every object under the prefix (an S3 endpoint such as moto's
   server mode, given by ``s3_endpoint`` or ``AWS_ENDPOINT_URL``), via boto3.
-- ``http://`` / ``https://``: one file, saved under its base name (a URL ending in ``/``
-  fetches ``model.json`` from it), via httpx.
+- ``http://`` / ``https://``: one file, saved under its base name, with kserve_storage's
+  Content-Type rules (``application/octet-stream``, or an archive type for a ``.tar``,
+  ``.tar.gz`` or ``.zip``, which is unpacked), via httpx.
 - ``pvc://claim/path``: a folder (or file) of ``pvc_root/claim/path`` standing for the
   mounted PersistentVolumeClaim, copied. The kubelet does not fetch it: KServe mounts the
   claim, so :func:`pvc_path` names the folder it reads in place.
@@ -15,8 +16,12 @@ Every fetch is bounded in time; errors raise :class:`StorageError` with the URI 
 
 from __future__ import annotations
 
+import gzip
+import mimetypes
 import os
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -77,16 +82,56 @@ def _fetch_s3(bucket: str, prefix: str, out: Path, endpoint: str | None) -> list
     return written
 
 
+ZIP_TYPES = ("application/x-zip-compressed", "application/zip", "application/zip-compressed")
+TAR_TYPES = ("application/x-tar", "application/x-gtar", "application/x-gzip", "application/gzip")
+
+
 def _fetch_http(uri: str, out: Path) -> list[Path]:
-    url = uri + "model.json" if uri.endswith("/") else uri
-    name = Path(urlparse(url).path).name or "model.json"
+    """As ``kserve_storage``'s ``_download_from_uri`` (KServe 0.20): the URL must name a
+    file; an archive (``.tar``, ``.tar.gz``/``.tgz``, ``.zip`` by its name) must come with
+    an archive Content-Type and is unpacked; anything else must be served as
+    ``application/octet-stream`` (a web server's ``application/json`` for ``model.json``
+    fails the pod, with kserve_storage's words)."""
+    url = urlparse(uri)
+    name = os.path.basename(url.path)
+    if mimetypes.guess_type(url.path)[0] is None and url.query:
+        mimetype, encoding = mimetypes.guess_type(url.query)
+    else:
+        mimetype, encoding = mimetypes.guess_type(url.path)
+    if not name:
+        raise StorageError(f"No filename contained in URI: {uri}")
     with httpx.Client(timeout=_TIMEOUT_S, follow_redirects=True) as client:
-        resp = client.get(url)
+        resp = client.get(uri)
     if resp.status_code != 200:
-        raise StorageError(f"{url}: HTTP {resp.status_code}")
-    target = out / name
-    target.write_bytes(resp.content)
-    return [target]
+        raise StorageError(f"{uri}: HTTP {resp.status_code}")
+    ctype = resp.headers.get("Content-Type", "")
+    if mimetype == "application/zip" and not ctype.startswith(ZIP_TYPES):
+        raise StorageError(f"URI: {uri} did not respond with any of following "
+                           f"'Content-Type': {', '.join(ZIP_TYPES)}")
+    if mimetype == "application/x-tar" and not ctype.startswith(TAR_TYPES):
+        raise StorageError(f"URI: {uri} did not respond with any of following "
+                           f"'Content-Type': {', '.join(TAR_TYPES)}")
+    if mimetype not in ("application/zip", "application/x-tar") and \
+            not ctype.startswith("application/octet-stream"):
+        raise StorageError(f"URI: {uri} did not respond with 'Content-Type': "
+                           f"'application/octet-stream'")
+    body = gzip.decompress(resp.content) if encoding == "gzip" else resp.content
+    target = out / (f"{name}.tar" if encoding == "gzip" else name)
+    target.write_bytes(body)
+    if mimetype not in ("application/x-tar", "application/zip"):
+        return [target]
+    try:
+        if mimetype == "application/x-tar":
+            with tarfile.open(target, "r") as archive:
+                archive.extractall(out, filter="data")
+        else:
+            with zipfile.ZipFile(target) as archive:
+                archive.extractall(out)
+    except (tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise StorageError("Failed to unpack archive file. The file format is not valid.") \
+            from exc
+    target.unlink()
+    return sorted(p for p in out.rglob("*") if p.is_file())
 
 
 def pvc_path(uri: str, root: str | Path | None) -> Path:
