@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= fast
 ARGS   ?=
 
-.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix oracle upstream test-upstream images
+.PHONY: help venv test lint conformance conformance-documented bench clean kind-up kind-down mutation-matrix upstream-matrix oracle upstream test-upstream images
 
 help:
 	@echo "make conformance   run the conformance job (PROFILE=$(PROFILE), built-in emulated cluster; CLUSTER=upstream: real Kubernetes + Knative + KServe)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint          ruff"
 	@echo "make bench         every benchmark in benchmarks/ (each prints its ratios)"
 	@echo "make mutation-matrix  every check vs every emulator mutation, live (~10 min)"
+	@echo "make upstream-matrix  every check vs a change to the real cluster's configuration (root; one upstream cluster, ~10 min)"
 	@echo "make oracle        20,000 random scenarios: reference model vs Knative's own code (needs Go)"
 	@echo "make upstream      build etcd, the Kubernetes control plane, CoreDNS, Knative Serving and KServe from their Go modules"
 	@echo "make test-upstream the tests against a live upstream cluster (root, Linux; builds first)"
@@ -74,6 +75,12 @@ bench: $(STAMP)
 # MUTATION_MATRIX_RECORD=DIR also saves each recording there (replayable).
 mutation-matrix: $(STAMP)
 	MUTATION_MATRIX=1 $(BIN)/python -m pytest tests/test_mutation_matrix.py -k live -s $(ARGS)
+
+# The real mutation matrix: one upstream cluster (Knative + KServe; the host lock held),
+# every configuration of harness/matrix/upstream.py recorded on it, the table printed;
+# exits 1 on an unexpected cell. ARGS="--only baseline,retention", "--replay DIR".
+upstream-matrix: $(STAMP) upstream
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/harness matrix --cluster upstream $(ARGS)
 
 # Differential check against Knative Serving's own autoscaler (upstream/, built with Go on
 # first use into ~/.cache/harness/oracle): prints the count and the agreement rate.

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "rebuild a run report from its raw data"),
     "load": ("load", "run a load profile against an inference endpoint with Locust"),
     "gc": ("gc", "delete what crashed runs left behind (by run label)"),
+    "matrix": ("matrix", "the real mutation matrix on the upstream cluster (make upstream-matrix)"),  # noqa: E501
 }
 
 

@@ -28,9 +28,14 @@ SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
     "gpu": ("gpu-placement",),
     "cold": ("cold-start", "scale-to-zero", "no-request-lost"),
 }
+EXTRA_SCENARIO_CHECKS: dict[str, tuple[str, ...]] = {
+    "rise": ("scale-up-rate", "no-request-lost"),
+}
+"""The real matrix's extra scenario (:mod:`harness.matrix.upstream`)."""
 REQUEST_PHASES: dict[str, tuple[str, ...]] = {
     "scale-rate": ("scale-down",),
     "cold": ("scale-from-zero",),
+    "rise": ("scale-from-zero",),
 }
 """The part of the no-request-lost claim each scenario gives evidence for: pods going
 under traffic, and the activator buffering from zero."""
@@ -45,23 +50,40 @@ def _combine(verdicts: list[Any]) -> Any:
     return verdicts[0]
 
 
-def expected(config: str) -> dict[str, tuple[str, ...]]:
+def expected(config: str, targets: Mapping[str, str] | None = None
+             ) -> dict[str, tuple[str, ...]]:
     """Check -> the statuses allowed under ``config`` (``baseline`` or a mutation name):
     the mutation's target check fails; the baseline passes every check; under a mutation
-    the other checks pass or skip."""
-    from harness.emulator.mutations import MUTATIONS
+    the other checks pass or skip. ``targets``: mutation -> its check (default: the
+    emulator's mutations)."""
+    if targets is None:
+        from harness.emulator.mutations import MUTATIONS
 
-    target = MUTATIONS[config].check if config in MUTATIONS else None
+        targets = {name: m.check for name, m in MUTATIONS.items()}
+    target = targets.get(config)
     return {c: ("fail",) if c == target else ("pass",) if config == "baseline"
             else ("pass", "skip") for c in CHECKS}
 
 
-def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+def unexpected(rows: Mapping[str, Mapping[str, Any]],
+               targets: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Configuration -> {check: verdict} of every cell outside :func:`expected`."""
+    out: dict[str, dict[str, Any]] = {}
+    for config, verdicts in rows.items():
+        want = expected(config, targets)
+        bad = {c: v for c, v in verdicts.items() if v.status not in want[c]}
+        if bad:
+            out[config] = bad
+    return out
+
+
+def table(rows: Mapping[str, Mapping[str, Any]],
+          targets: Mapping[str, str] | None = None) -> str:
     """The check x configuration table of verdicts (``!`` marks an unexpected one)."""
     head = f"{'configuration':20s} " + " ".join(f"{c[:6]:7s}" for c in CHECKS)
     lines = [head]
     for config, verdicts in rows.items():
-        want = expected(config)
+        want = expected(config, targets)
         lines.append(f"{config:20s} " + " ".join(
             f"{verdicts[c].status + ('' if verdicts[c].status in want[c] else '!'):7s}"
             for c in CHECKS))
@@ -82,7 +104,7 @@ def run_checks(run: Run, profile_path: str | Path) -> dict[str, Any]:
         params = resolve(configmap=run.config, isvc=tl.isvc).params
         frames = tl.frames()
         recs = tl.records
-        for check in SCENARIO_CHECKS[name]:
+        for check in {**SCENARIO_CHECKS, **EXTRA_SCENARIO_CHECKS}[name]:
             if check == "panic-entry":
                 v = C.check_panic(frames, params, recs, expect="burst")
             elif check == "scale-up-rate":

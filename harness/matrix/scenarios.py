@@ -15,7 +15,12 @@ panic gauge) and open-loop load records:
   scale-down-delay;
 * ``fixed``: minReplicas == maxReplicas == 2 under a load that needs 3 pods;
 * ``gpu``: one request to the GPU InferenceService (node affinity on Quadro_RTX_5000);
-* ``cold``: from zero, a cold request plus a few more, then idle until zero.
+* ``cold``: from zero, a cold request plus a few more, then idle until zero;
+* ``rise`` (the real matrix only, :mod:`harness.matrix.upstream`): from zero, a burst
+  needing four pods at containerConcurrency 1.
+
+The scenarios run against an :class:`EmulatorTarget` here, or against any cluster's API
+through :class:`harness.matrix.kube_target.KubeTarget`.
 
 A :class:`Run` saves to and loads from one gzipped JSON file, so the matrix can be
 replayed without a cluster (``tests/test_mutation_matrix_replay.py``); the checks run on it
@@ -88,9 +93,12 @@ def _isvc(name: str, *, lo: int, hi: int, cc: int, latency: str,
     }
 
 
-def manifests() -> dict[str, dict[str, Any]]:
-    """Scenario name -> its InferenceService."""
+def manifests(*, rise: bool = False) -> dict[str, dict[str, Any]]:
+    """Scenario name -> its InferenceService (``rise``: with the real matrix's extra
+    scenario, :mod:`harness.matrix.upstream`)."""
     gpu = read_yaml(data_path("fixtures", "isvc", "gpu-rtx5000.yaml"))
+    extra = {"rise": _isvc("rise", lo=0, hi=5, cc=1, latency="250ms",
+                           annotations={AS + "target": "1"})} if rise else {}
     return {
         "panic": _isvc("panic", lo=0, hi=5, cc=0, latency="250ms", annotations={
             AS + "target": "1", AS + "window": "30s", AS + "panic-window-percentage": "10"}),
@@ -105,6 +113,7 @@ def manifests() -> dict[str, dict[str, Any]]:
         "gpu": gpu,
         "cold": _isvc("cold", lo=0, hi=5, cc=1, latency="250ms",
                       annotations={AS + "initial-scale": "0"}),
+        **extra,
     }
 
 
@@ -146,10 +155,14 @@ class Run:
     nodes: dict[str, dict[str, str]]
     timelines: dict[str, ScenarioRecording]
     truth: list[dict[str, Any]] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+    """Scenarios this configuration shares with the baseline's recording (the real
+    matrix: a per-revision mutation changes one scenario's InferenceService only)."""
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         doc = {"mutations": self.mutations, "config": self.config, "nodes": self.nodes,
+               **({"shared": self.shared} if self.shared else {}),
                "timelines": {k: {"scenario": t.scenario, "namespace": t.namespace,
                                  "isvc": t.isvc, "events": [_slim(e) for e in t.events],
                                  "panic": t.panic, "end": t.end,
@@ -170,7 +183,8 @@ class Run:
             tls[k] = ScenarioRecording(t["scenario"], t["namespace"], t["isvc"], t["events"],
                               None if t["panic"] is None else [tuple(x) for x in t["panic"]],
                               recs, float(t["end"]))
-        return cls(doc["mutations"], doc["config"], doc["nodes"], tls)
+        return cls(doc["mutations"], doc["config"], doc["nodes"], tls,
+                   shared=list(doc.get("shared") or []))
 
 
 RECORD_COLUMNS = ("start", "latency_s", "status", "bytes", "pod", "error")
@@ -223,12 +237,18 @@ def _frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     return df.sort_values("start").reset_index(drop=True) if not df.empty else df
 
 
-class _Driver:
-    """Runs the scenarios against one started LocalCluster."""
+class EmulatorTarget:
+    """The scenarios' view of a started :class:`~harness.emulator.local_cluster.LocalCluster`:
+    pods and the autoscaler's desired scale read from its store, hosts by its naming rule."""
 
-    def __init__(self, cluster: Any, api: Any) -> None:
+    poll_s = 0.1
+    remote = False
+    """Reads go over the network (run them off the event loop)."""
+
+    def __init__(self, cluster: Any) -> None:
         self.cluster = cluster
-        self.api = api
+        self.ingress_url = cluster.ingress_url
+        self.metrics_url: str | None = cluster.metrics_url + "/metrics"
 
     def ready_pods(self, ns: str) -> int:
         from harness.emulator.controllers.deployments import pod_ready
@@ -246,30 +266,63 @@ class _Driver:
         d = ((pa or {}).get("status") or {}).get("desiredScale")
         return None if d is None else int(d)
 
-    async def until(self, pred: Any, timeout: float, step: float = 0.1) -> bool:
+    async def routed(self, api: Any, name: str, ns: str) -> str:
+        """The Host header of ``name``'s predictor, once the ingress routes it."""
+        host = self.cluster.host_for(name, ns)
+        deadline = time.monotonic() + 30
+        while host not in self.cluster.ingress.routes() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return str(host)
+
+
+class _Driver:
+    """Runs the scenarios against one cluster (an :class:`EmulatorTarget` or a
+    :class:`harness.matrix.kube_target.KubeTarget`) through its API client ``api``."""
+
+    def __init__(self, target: Any, api: Any) -> None:
+        self.target = target
+        self.api = api
+
+    def ready_pods(self, ns: str) -> int:
+        return int(self.target.ready_pods(ns))
+
+    def pods(self, ns: str) -> int:
+        return int(self.target.pods(ns))
+
+    def desired(self, ns: str, rev: str) -> int | None:
+        return self.target.desired(ns, rev)  # type: ignore[no-any-return]
+
+    async def until(self, pred: Any, timeout: float, step: float | None = None) -> bool:
+        step = self.target.poll_s if step is None else step
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if pred():
+            if (await asyncio.to_thread(pred)) if self.target.remote else pred():
                 return True
             await asyncio.sleep(step)
         return False
 
-    async def scenario(self, name: str, isvc: dict[str, Any]) -> ScenarioRecording:
+    async def scenario(self, name: str, isvc: dict[str, Any], *,
+                       applied: dict[str, Any] | None = None, namespace: str | None = None
+                       ) -> ScenarioRecording:
+        """Record scenario ``name`` in ``namespace`` (default ``mx-<name>``). ``isvc`` is
+        the claim (what the checks judge against), ``applied`` what is created in the
+        cluster (default: the same)."""
         import httpx
         from kubernetes import client as k8s
 
         from harness.observe.recorder import Recorder
 
-        ns = f"mx-{name}"
+        ns = namespace or f"mx-{name}"
+        applied = isvc if applied is None else applied
         core = k8s.CoreV1Api(self.api)
         await asyncio.to_thread(core.create_namespace, {"metadata": {"name": ns}})
         await asyncio.to_thread(
             k8s.CustomObjectsApi(self.api).create_namespaced_custom_object,
-            "serving.kserve.io", "v1beta1", ns, "inferenceservices", isvc)
-        host = self.cluster.host_for(isvc["metadata"]["name"], ns)
+            "serving.kserve.io", "v1beta1", ns, "inferenceservices", applied)
+        host = await self.target.routed(self.api, applied["metadata"]["name"], ns)
         rev = f"{isvc['metadata']['name']}-predictor-00001"
-        url = self.cluster.ingress_url
-        await self.until(lambda: host in self.cluster.ingress.routes(), 30)
+        url = self.target.ingress_url
+        lo = int(applied["spec"]["predictor"].get("minReplicas") or 0)
         rows: list[tuple[Any, ...]] = []
         async with httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(
                 max_connections=200, max_keepalive_connections=50)) as client:
@@ -279,8 +332,8 @@ class _Driver:
                                  and (self.desired(ns, rev) or 0) >= 1, 45)
                 await asyncio.sleep(0.5)
             elif name == "fixed":
-                await self.until(lambda: self.ready_pods(ns) >= 2, 45)
-            rec = Recorder(self.api, ns, metrics_url=self.cluster.metrics_url + "/metrics",
+                await self.until(lambda: self.ready_pods(ns) >= lo, 45)
+            rec = Recorder(self.api, ns, metrics_url=self.target.metrics_url,
                            metrics_interval_s=0.5).start()
             try:
                 await asyncio.sleep(0.5)
@@ -307,6 +360,10 @@ class _Driver:
                 elif name == "gpu":
                     await _request(client, url, host, rows)
                     await asyncio.sleep(1.0)
+                elif name == "rise":
+                    # from zero, a burst needing 4 pods at containerConcurrency 1
+                    await _open_loop(client, url, host, [(16, 10)], rows)
+                    await asyncio.sleep(2.0)
                 elif name == "cold":
                     async def at(delay: float) -> None:
                         await asyncio.sleep(delay)
@@ -320,7 +377,8 @@ class _Driver:
                     left = last + 40.0 - time.monotonic()
                     await asyncio.sleep(1.0 if self.pods(ns) == 0 else max(0.0, left))
             finally:
-                recording = rec.stop()
+                recording = (await asyncio.to_thread(rec.stop)) if self.target.remote \
+                    else rec.stop()
         return ScenarioRecording(name, ns, isvc, recording.events, recording.panic_samples(rev),
                         _frame(rows), recording.end)
 
@@ -344,7 +402,7 @@ def record(mutations: Iterable[str] = (), *, scenarios: Iterable[str] | None = N
             kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
             api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
             try:
-                driver = _Driver(cluster, api)
+                driver = _Driver(EmulatorTarget(cluster), api)
 
                 async def main() -> list[ScenarioRecording]:
                     return list(await asyncio.gather(
