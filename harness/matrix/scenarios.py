@@ -160,6 +160,8 @@ class Run:
     matrix: a per-revision mutation changes one scenario's InferenceService only)."""
 
     def save(self, path: str | Path) -> Path:
+        """One gzipped JSON file; the :attr:`shared` scenarios are left out (they are in
+        ``baseline.json.gz`` beside it, where :meth:`load` reads them from)."""
         path = Path(path)
         doc = {"mutations": self.mutations, "config": self.config, "nodes": self.nodes,
                **({"shared": self.shared} if self.shared else {}),
@@ -167,7 +169,7 @@ class Run:
                                  "isvc": t.isvc, "events": [_slim(e) for e in t.events],
                                  "panic": t.panic, "end": t.end,
                                  "records": json.loads(t.records.to_json(orient="records"))}
-                             for k, t in self.timelines.items()}}
+                             for k, t in self.timelines.items() if k not in self.shared}}
         path.parent.mkdir(parents=True, exist_ok=True)
         with gzip.open(path, "wt", encoding="utf-8") as f:
             json.dump(doc, f, separators=(",", ":"))
@@ -183,8 +185,11 @@ class Run:
             tls[k] = ScenarioRecording(t["scenario"], t["namespace"], t["isvc"], t["events"],
                               None if t["panic"] is None else [tuple(x) for x in t["panic"]],
                               recs, float(t["end"]))
-        return cls(doc["mutations"], doc["config"], doc["nodes"], tls,
-                   shared=list(doc.get("shared") or []))
+        shared = list(doc.get("shared") or [])
+        if shared:
+            base = cls.load(Path(path).parent / "baseline.json.gz")
+            tls.update({k: base.timelines[k] for k in shared})
+        return cls(doc["mutations"], doc["config"], doc["nodes"], tls, shared=shared)
 
 
 RECORD_COLUMNS = ("start", "latency_s", "status", "bytes", "pod", "error")
