@@ -11,6 +11,7 @@ Used for the real mutation matrix on the upstream cluster (:mod:`harness.matrix.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,11 +21,11 @@ PA_GROUP = ("autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers")
 READY_TIMEOUT_S = 180.0
 
 
-def _ready(pod: Any) -> bool:
-    if pod.metadata.deletion_timestamp is not None:
+def _ready(pod: dict[str, Any]) -> bool:
+    if pod["metadata"].get("deletionTimestamp"):
         return False
-    return any(c.type == "Ready" and c.status == "True"
-               for c in (pod.status.conditions or []))
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 class KubeTarget:
@@ -53,11 +54,16 @@ class KubeTarget:
         metrics = first_reachable(autoscaler_metrics_urls(Kube(api)), timeout=1.0)
         return cls(api, ingress_url, metrics)
 
+    def _pods(self, ns: str) -> list[dict[str, Any]]:
+        # as JSON: the client's models refuse some valid pods (an httpGet probe's port)
+        r = self.core.list_namespaced_pod(ns, _preload_content=False)
+        return list(json.loads(r.data)["items"])
+
     def ready_pods(self, ns: str) -> int:
-        return sum(1 for p in self.core.list_namespaced_pod(ns).items if _ready(p))
+        return sum(1 for p in self._pods(ns) if _ready(p))
 
     def pods(self, ns: str) -> int:
-        return len(self.core.list_namespaced_pod(ns).items)
+        return len(self._pods(ns))
 
     def desired(self, ns: str, rev: str) -> int | None:
         from kubernetes.client.exceptions import ApiException

@@ -16,8 +16,9 @@ panic gauge) and open-loop load records:
 * ``fixed``: minReplicas == maxReplicas == 2 under a load that needs 3 pods;
 * ``gpu``: one request to the GPU InferenceService (node affinity on Quadro_RTX_5000);
 * ``cold``: from zero, a cold request plus a few more, then idle until zero;
-* ``rise`` (the real matrix only, :mod:`harness.matrix.upstream`): from zero, a burst
-  needing four pods at containerConcurrency 1.
+* ``rise`` (the real matrix only, :mod:`harness.matrix.upstream`): served once and back
+  at zero (its autoscaler has said 0), then a burst needing four pods at
+  containerConcurrency 1.
 
 The scenarios run against an :class:`EmulatorTarget` here, or against any cluster's API
 through :class:`harness.matrix.kube_target.KubeTarget`.
@@ -98,7 +99,8 @@ def manifests(*, rise: bool = False) -> dict[str, dict[str, Any]]:
     scenario, :mod:`harness.matrix.upstream`)."""
     gpu = read_yaml(data_path("fixtures", "isvc", "gpu-rtx5000.yaml"))
     extra = {"rise": _isvc("rise", lo=0, hi=5, cc=1, latency="250ms",
-                           annotations={AS + "target": "1"})} if rise else {}
+                           annotations={AS + "target": "1", AS + "window": "6s"})} \
+        if rise else {}
     return {
         "panic": _isvc("panic", lo=0, hi=5, cc=0, latency="250ms", annotations={
             AS + "target": "1", AS + "window": "30s", AS + "panic-window-percentage": "10"}),
@@ -307,16 +309,25 @@ class _Driver:
         return False
 
     async def scenario(self, name: str, isvc: dict[str, Any], *,
-                       applied: dict[str, Any] | None = None, namespace: str | None = None
-                       ) -> ScenarioRecording:
+                       applied: dict[str, Any] | None = None, namespace: str | None = None,
+                       after: Iterable[asyncio.Event] = (),
+                       cold_done: asyncio.Event | None = None) -> ScenarioRecording:
         """Record scenario ``name`` in ``namespace`` (default ``mx-<name>``). ``isvc`` is
         the claim (what the checks judge against), ``applied`` what is created in the
-        cluster (default: the same)."""
+        cluster (default: the same). It starts once every event of ``after`` is set (at
+        most 120 s); a ``cold`` scenario sets ``cold_done`` once its cold requests are
+        answered (so the others' pods do not start during its cold start)."""
         import httpx
         from kubernetes import client as k8s
 
         from harness.observe.recorder import Recorder
 
+        waits = [e.wait() for e in after]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), 120.0)
+            except TimeoutError:
+                pass
         ns = namespace or f"mx-{name}"
         applied = isvc if applied is None else applied
         core = k8s.CoreV1Api(self.api)
@@ -333,9 +344,15 @@ class _Driver:
                 max_connections=200, max_keepalive_connections=50)) as client:
             if name in ("panic", "scale-rate", "scale-delay"):  # warm, before recording
                 await _request(client, url, host, [])
-                await self.until(lambda: self.ready_pods(ns) >= 1
-                                 and (self.desired(ns, rev) or 0) >= 1, 45)
+                # settled at one pod: Knative's scale from zero may ask for two and keep
+                # them (panic) for a stable window
+                await self.until(lambda: self.ready_pods(ns) == 1
+                                 and self.desired(ns, rev) == 1, 60)
                 await asyncio.sleep(0.5)
+            elif name == "rise":   # served once, then back at zero: a PA that said 0
+                await _request(client, url, host, [])
+                await self.until(lambda: self.desired(ns, rev) == 0
+                                 and self.pods(ns) == 0, 60)
             elif name == "fixed":
                 await self.until(lambda: self.ready_pods(ns) >= lo, 45)
             rec = Recorder(self.api, ns, metrics_url=self.target.metrics_url,
@@ -366,7 +383,7 @@ class _Driver:
                     await _request(client, url, host, rows)
                     await asyncio.sleep(1.0)
                 elif name == "rise":
-                    # from zero, a burst needing 4 pods at containerConcurrency 1
+                    # from zero again, a burst needing 4 pods at containerConcurrency 1
                     await _open_loop(client, url, host, [(16, 10)], rows)
                     await asyncio.sleep(2.0)
                 elif name == "cold":
@@ -375,6 +392,8 @@ class _Driver:
                         await _request(client, url, host, rows)
 
                     await asyncio.gather(*(at(d) for d in (0.0, 0.3, 1.5, 3.0)))
+                    if cold_done is not None:
+                        cold_done.set()
                     last = time.monotonic()
                     # zero by ~25 s; 40 s for a slow cold start's Active-for-a-window gate
                     await self.until(lambda: self.pods(ns) == 0
