@@ -67,8 +67,9 @@ def test_each_mutation_does_what_it_says() -> None:
         ann + "scale-to-zero-pod-retention-period"] == "0s"
     fixed = doc("min-replicas")["spec"]["predictor"]
     assert (fixed["minReplicas"], fixed["maxReplicas"]) == (1, 2)
-    assert {"name": "MODEL_LOAD_TIME", "value": "12s"} in \
-        doc("slow-model")["spec"]["predictor"]["model"]["env"]
+    slow = doc("slow-model")["spec"]["predictor"]["model"]
+    assert {"name": "MODEL_LOAD_TIME", "value": "12s"} in slow["env"]
+    assert slow["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     gpu = doc("no-affinity")["spec"]["predictor"]
     assert "affinity" not in gpu and gpu["tolerations"], "still schedulable on a GPU node"
     drift = upstream.MUTATIONS["config-drift"]

@@ -315,7 +315,7 @@ class _Driver:
         """Record scenario ``name`` in ``namespace`` (default ``mx-<name>``). ``isvc`` is
         the claim (what the checks judge against), ``applied`` what is created in the
         cluster (default: the same). It starts once every event of ``after`` is set (at
-        most 120 s); a ``cold`` scenario sets ``cold_done`` once its cold requests are
+        most 300 s); a ``cold`` scenario sets ``cold_done`` once its cold requests are
         answered (so the others' pods do not start during its cold start)."""
         import httpx
         from kubernetes import client as k8s
@@ -325,7 +325,7 @@ class _Driver:
         waits = [e.wait() for e in after]
         if waits:
             try:
-                await asyncio.wait_for(asyncio.gather(*waits), 120.0)
+                await asyncio.wait_for(asyncio.gather(*waits), 300.0)
             except TimeoutError:
                 pass
         ns = namespace or f"mx-{name}"
