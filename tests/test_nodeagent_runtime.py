@@ -32,6 +32,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.services: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -44,6 +45,8 @@ class FakeApi:
                 return httpx.Response(201, json={})
             if "/configmaps/settings" in request.url.path:
                 return httpx.Response(200, json={"data": {"greeting": "hello"}})
+            if request.url.path == "/api/v1/namespaces/ns1/services":
+                return httpx.Response(200, json={"items": self.services})
         return httpx.Response(404, json={})
 
     def last(self) -> dict[str, Any]:
@@ -247,3 +250,134 @@ def test_a_removed_pod_takes_its_veth_even_while_its_namespace_lives_on(net: Any
         holder.kill()
         holder.wait()
     assert netmod.run_links(net.run_id) == []
+
+
+def _runner(pod: dict[str, Any], api: FakeApi, net: Any, tmp_path: Path,
+            gone: threading.Event | None = None) -> PodRunner:
+    table = load_table()
+    names = [c["name"] for c in [*pod["spec"]["containers"],
+                                 *(pod["spec"].get("initContainers") or [])]]
+    return PodRunner(pod, {n: resolve(table, PAUSE_IMAGE) for n in names},
+                     client=httpx.Client(transport=httpx.MockTransport(api.handler),
+                                         base_url="https://api"),
+                     network=net, logs=tmp_path / "pods", run_id=net.run_id,
+                     host_ip="127.0.0.1",
+                     on_gone=lambda uid: gone.set() if gone is not None else None).start()
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["service-links", "no-service-links"])
+def test_service_variables_and_the_managed_hosts_file(net: Any, tmp_path: Path,
+                                                      links: bool) -> None:
+    """The namespace's Services as kubelet's variables (``enableServiceLinks``, default
+    true; the ``kubernetes`` Service's always) and kubelet's ``/etc/hosts`` with the pod's
+    address and name, seen from inside the container."""
+    from harness.nodeagent.serviceenv import managed_hosts
+
+    api = FakeApi()
+    api.services = [{"metadata": {"name": "web-svc", "namespace": "ns1"},
+                     "spec": {"clusterIP": "198.19.0.7", "ports": [
+                         {"name": "http", "port": 80, "protocol": "TCP"}]}}]
+    out = tmp_path / "out"
+    out.mkdir()
+    pod = _pod(PAUSE_IMAGE, command=["sh", "-c", "env > /out/env; cat /etc/hosts > "
+                                     "/out/hosts; while :; do sleep 0.1; done"],
+               volumeMounts=[{"name": "out", "mountPath": "/out"}])
+    pod["spec"]["volumes"] = [{"name": "out", "hostPath": {"path": str(out)}}]
+    pod["spec"]["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": ["foo.local"]}]
+    if not links:
+        pod["spec"]["enableServiceLinks"] = False
+    runner = _runner(pod, api, net, tmp_path)
+    try:
+        _until("the container's env and hosts", lambda: (out / "hosts").exists()
+               and (out / "hosts").read_text())
+        env = dict(line.split("=", 1) for line in (out / "env").read_text().splitlines()
+                   if "=" in line)
+        ip = net.pods["ns1/p1"].address
+    finally:
+        runner.terminate()
+        runner.join(20)
+    assert env["KUBERNETES_SERVICE_HOST"] == "198.19.0.1"
+    assert env["KUBERNETES_PORT_443_TCP"] == "tcp://198.19.0.1:443"
+    web = {k: v for k, v in env.items() if k.startswith("WEB_SVC_")}
+    assert web == ({"WEB_SVC_SERVICE_HOST": "198.19.0.7", "WEB_SVC_SERVICE_PORT": "80",
+                    "WEB_SVC_SERVICE_PORT_HTTP": "80", "WEB_SVC_PORT": "tcp://198.19.0.7:80",
+                    "WEB_SVC_PORT_80_TCP": "tcp://198.19.0.7:80",
+                    "WEB_SVC_PORT_80_TCP_PROTO": "tcp", "WEB_SVC_PORT_80_TCP_PORT": "80",
+                    "WEB_SVC_PORT_80_TCP_ADDR": "198.19.0.7"} if links else {})
+    hosts = (out / "hosts").read_text()
+    assert hosts == managed_hosts(pod, [ip])
+    assert f"{ip}\tp1\n" in hosts and "127.0.0.1\tfoo.local\n" in hosts
+    assert Path("/etc/hosts").read_text() != hosts   # the host's own file is untouched
+
+
+def test_sigterm_goes_to_the_first_process_only_and_its_children_die_with_it(
+        net: Any, tmp_path: Path) -> None:
+    """Stopping a container signals its first process, as a runtime does (the process
+    decides what its children get); the children it leaves are killed when it ends."""
+    api = FakeApi()
+    child = "trap 'echo child got TERM' TERM; while :; do sleep 0.1; done"
+    first = (f"trap 'echo first got TERM; exit 0' TERM; sh -c \"{child}\" & "
+             "while :; do sleep 0.1; done")
+    pod = _pod(PAUSE_IMAGE, command=["sh", "-c", first])
+    gone = threading.Event()
+    runner = _runner(pod, api, net, tmp_path, gone)
+    try:
+        _until("the container", lambda: runner.containers.get("main")
+               and runner.containers["main"].log.exists())
+        log = runner.containers["main"].log
+        leader = runner.containers["main"].proc.pid
+        child_pid = _until("the container's child", lambda: next(
+            (pid for pid in _group(leader) if pid != leader
+             and b"child got TERM" in _cmdline(pid)), None))
+    finally:
+        runner.terminate()
+        runner.join(20)
+    assert gone.is_set()
+    assert "first got TERM" in log.read_text()
+    assert "child got TERM" not in log.read_text()
+    _until("the child gone", lambda: not Path(f"/proc/{child_pid}").exists(), timeout=5)
+
+
+def test_a_failed_pod_keeps_its_logs_until_it_is_deleted(net: Any, tmp_path: Path) -> None:
+    """``restartPolicy: Never`` and a failing init container: the pod is Failed, its
+    processes and network are gone, and ``kubectl logs`` still finds the container's log
+    until the pod is deleted."""
+    api = FakeApi()
+    pod = _pod(PAUSE_IMAGE, command=["sh", "-c", "sleep 60"])
+    pod["spec"]["restartPolicy"] = "Never"
+    pod["spec"]["initContainers"] = [{"name": "init", "image": PAUSE_IMAGE,
+                                      "command": ["sh", "-c", "echo cannot fetch; exit 3"]}]
+    gone = threading.Event()
+    runner = _runner(pod, api, net, tmp_path, gone)
+    try:
+        _until("Failed", lambda: api.last().get("phase") == "Failed")
+        _until("the pod's network gone", lambda: net.pods == {})
+        assert not gone.wait(1.0)   # still this node's pod: its logs are served
+        log, running = runner.log_source("init")
+        assert log.read_text() == "cannot fetch\n" and not running()
+        assert api.last()["initContainerStatuses"][0]["state"]["terminated"][
+            "exitCode"] == 3
+    finally:
+        runner.terminate()   # the pod is deleted
+        runner.join(20)
+    assert gone.is_set()
+
+
+def _group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

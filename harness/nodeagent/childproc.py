@@ -1,6 +1,7 @@
 """What every process of an upstream-cluster run carries: the run id and its owner's pid in
 the environment (how ``harness gc`` finds a crashed run's leftovers), and SIGKILL from the
-kernel when the thread that started it dies (``PR_SET_PDEATHSIG``)."""
+kernel when the thread that started it dies (``PR_SET_PDEATHSIG``); stopping a component's
+process group, and a container as a runtime does (:func:`stop_container`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
+from contextlib import suppress
 
 RUN_ENV = "HARNESS_UPSTREAM_RUN"
 OWNER_ENV = "HARNESS_UPSTREAM_OWNER"
@@ -57,3 +60,43 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child ``pid`` has ended, without reaping it: while it is a zombie its pid
+    (the id of its process group) cannot be given to another process."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True   # reaped already
+
+
+def container_ended(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether a container's first process has ended; when it has, what is left of its
+    process group gets SIGKILL (a container's other processes die with its init, as in its
+    PID namespace) before the first process is reaped."""
+    if proc.returncode is not None:
+        return True
+    if not _exited(proc.pid):
+        return False
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def stop_container(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """A container runtime's stop: SIGTERM to the container's first process only (not its
+    children: they get what it passes on), SIGKILL to it after ``grace_s``; then SIGKILL to
+    whatever is left of its process group, and reaped (:func:`container_ended`)."""
+    if proc.returncode is None and not _exited(proc.pid):
+        with suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while not _exited(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _exited(proc.pid):
+            with suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+    while not container_ended(proc):
+        time.sleep(0.02)

@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,11 +112,13 @@ class Network:
         # connect() needs a route first; the bridge's own, gone with it
         ip("route", "replace", SERVICE_NET, "dev", self.bridge, "src", str(GATEWAY))
 
-    def add_pod(self, key: str, namespace: str = "default") -> PodNet:
+    def add_pod(self, key: str, namespace: str = "default",
+                hosts: Callable[[str], str] | None = None) -> PodNet:
         """A fresh namespace with ``lo`` and ``eth0`` up, an address on the bridge and a
         ``resolv.conf`` naming CoreDNS (``ip netns exec`` mounts
         ``/etc/netns/<name>/resolv.conf`` over ``/etc/resolv.conf``), as kubelet writes it
-        for ``dnsPolicy: ClusterFirst``."""
+        for ``dnsPolicy: ClusterFirst``; ``hosts(address)``: the pod's ``/etc/hosts`` (the
+        same way, over the host's)."""
         with self._lock:
             index = self._free.pop(0) if self._free else self._next
             if index == self._next:
@@ -131,6 +134,8 @@ class Network:
         d = CLUSTER_DOMAIN
         (etc / "resolv.conf").write_text(
             f"search {namespace}.svc.{d} svc.{d} {d}\nnameserver {DNS_IP}\noptions ndots:5\n")
+        if hosts is not None:
+            (etc / "hosts").write_text(hosts(address))
         try:
             ip("link", "add", net.veth, "type", "veth", "peer", "name", "eth0", "netns",
                net.netns)

@@ -5,19 +5,23 @@ A :class:`PodRunner` (one thread per pod) takes a pod whose images are all in th
 table, gives it a namespace and an address (:mod:`harness.nodeagent.network`), reports
 it Pending with ``podIP``/``hostIP``/``startTime``, runs the init containers in order
 (each to completion), then starts every container with ``ip netns exec``: its command from
-the table (or the container's ``command``/``args``), its ``env`` (the ``kubernetes``
-Service's ``KUBERNETES_SERVICE_*`` as kubelet sets them, literal values, ``fieldRef``,
+the table (or the container's ``command``/``args``), its ``env`` (the Service variables
+kubelet sets, :mod:`harness.nodeagent.serviceenv`, literal values, ``fieldRef``,
 ``resourceFieldRef``, ``configMapKeyRef``, ``secretKeyRef``), stdout and
 stderr to one log file per instance (``<pod dir>/<container>/<n>.log``; the previous one
-is kept for ``kubectl logs --previous``). Before any container, the pod's volumes are made
+is kept for ``kubectl logs --previous``), kubelet's managed ``/etc/hosts``. Before any
+container, the pod's volumes are made
 (:mod:`harness.nodeagent.volumes`, ``FailedMount`` events until they can be); each
 container sees them at its mountPaths through the mount setup step
 (:mod:`harness.nodeagent.mounts`). Readiness and liveness probes (HTTP GET with kubelet's
 ``User-Agent: kube-probe/1.34``, TCP, exec inside the container) decide ``Ready``; a
 container that exits is restarted per ``restartPolicy`` with kubelet's doubling back-off
 (10 s .. 5 min), counted in ``restartCount``. Stopping a container runs its preStop hook
-(:mod:`harness.nodeagent.hooks`), then sends SIGTERM to its process group, SIGKILL when
-``terminationGracePeriodSeconds`` is over; the pod's end removes its namespace and volumes.
+(:mod:`harness.nodeagent.hooks`), then sends SIGTERM to its first process only, as a
+runtime does, SIGKILL when ``terminationGracePeriodSeconds`` is over; the rest of its process
+group is killed when that process ends, by itself or not (:func:`~harness.nodeagent.childproc
+.stop_container`). The pod's end removes its namespace and volumes; a pod that ran to an end
+(Succeeded, Failed) keeps its logs for ``kubectl logs`` until it is deleted.
 """
 
 from __future__ import annotations
@@ -36,30 +40,23 @@ from typing import Any
 import httpx
 
 from harness.nodeagent import hooks, mounts
-from harness.nodeagent.childproc import die_with_parent, run_env, stop_group
+from harness.nodeagent.childproc import (
+    container_ended,
+    die_with_parent,
+    run_env,
+    stop_container,
+)
 from harness.nodeagent.downward import FieldError, field_value, resource_value
 from harness.nodeagent.imageenv import ImageEnvError
 from harness.nodeagent.images import Image, interpreter, needs_pull
 from harness.nodeagent.logs import NoLog
-from harness.nodeagent.network import API_SERVICE_IP, Network, PodNet
+from harness.nodeagent.network import Network, PodNet
+from harness.nodeagent.serviceenv import hostname_and_domain, managed_hosts, service_env
 from harness.nodeagent.volumes import PodVolumes, VolumeError
 from harness.objects import format_time
 
 PROBE_AGENT = "kube-probe/1.34"
 BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
-
-
-def kubernetes_service_env() -> dict[str, str]:
-    """The ``kubernetes`` Service's variables kubelet gives every container (also with
-    ``enableServiceLinks: false``): what ``rest.InClusterConfig()`` and the Python client's
-    ``load_incluster_config()`` read to find the API server."""
-    host, port = API_SERVICE_IP, "443"
-    url = f"tcp://{host}:{port}"
-    return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-            "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": url,
-            f"KUBERNETES_PORT_{port}_TCP": url, f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
-            f"KUBERNETES_PORT_{port}_TCP_PORT": port,
-            f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
 
 
 class EnvError(RuntimeError):
@@ -117,6 +114,7 @@ class PodRunner:
         self._reported: Any = None
         self.start_time = format_time()
         self.volumes: PodVolumes | None = None
+        self.finished = False   # reported Succeeded or Failed
 
     def start(self) -> PodRunner:
         self._thread.start()
@@ -150,14 +148,15 @@ class PodRunner:
                         f"{reason}")
         log = c.log
         return log, lambda: c.log == log and c.proc is not None and \
-            c.proc.poll() is None and not self.terminating.is_set()
+            c.proc.returncode is None and not self.terminating.is_set()
 
     # ------------------------------------------------------------ main loop
 
     def _main(self) -> None:
         try:
             self._status()   # kubelet reports the pod before it makes the sandbox
-            self.net = self.network.add_pod(self.key, self.ns)
+            self.net = self.network.add_pod(
+                self.key, self.ns, hosts=lambda ip: managed_hosts(self.pod, [ip]))
             self.dir.mkdir(parents=True, exist_ok=True)
             self.volumes = PodVolumes(self.pod, self.dir / "volumes", self.client,
                                       run_id=self.run_id, host_ip=self.host_ip,
@@ -173,6 +172,10 @@ class PodRunner:
             if self.volumes is not None:
                 self.volumes.teardown()
             self.network.remove_pod(self.key)
+            if self.finished:
+                # Succeeded or Failed: its containers' logs stay for 'kubectl logs' (and
+                # its status as reported) until the pod is deleted, as on a kubelet
+                self.terminating.wait()
             self.on_gone(self.uid)
 
     def _mount_volumes(self) -> bool:
@@ -196,7 +199,7 @@ class PodRunner:
     def _env(self, spec: dict[str, Any], image: Image) -> dict[str, str]:
         assert self.net is not None
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": self.name,
-               "HOME": str(self.dir), **image.env, **kubernetes_service_env()}
+               "HOME": str(self.dir), **image.env, **self._service_env()}
         for item in spec.get("env") or []:
             if "value" in item or not item.get("valueFrom"):
                 # an empty value is no key at all in the JSON (Go's omitempty): still set
@@ -223,6 +226,18 @@ class PodRunner:
                 if value is not None:
                     env[item["name"]] = value
         return env
+
+    def _service_env(self) -> dict[str, str]:
+        """The Service variables kubelet sets (:mod:`harness.nodeagent.serviceenv`): the
+        ``kubernetes`` Service's always, the namespace's Services' with
+        ``enableServiceLinks`` (default true), as they are when the container starts."""
+        links = self.pod["spec"].get("enableServiceLinks", True) is not False
+        services: list[dict[str, Any]] = []
+        if links:
+            r = self.client.get(f"/api/v1/namespaces/{self.ns}/services")
+            if r.status_code == 200:
+                services = r.json().get("items") or []
+        return service_env(services, enable_service_links=links)
 
     def _key_ref(self, source: dict[str, Any]) -> str | None:
         import base64
@@ -260,7 +275,7 @@ class PodRunner:
         # the pod's own UTS namespace with the pod's name as host name, as kubelet gives
         # it (software that names itself by gethostname(), e.g. the model server's
         # X-Pod-Name without POD_NAME); unshare and sh exec, so the pid stays the command's
-        hostname = self.pod["spec"].get("hostname") or self.name
+        hostname, _domain = hostname_and_domain(self.pod)
         return ["ip", "netns", "exec", self.net.netns, "unshare", "--uts", "--",
                 "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
 
@@ -324,7 +339,7 @@ class PodRunner:
                                        "started": True,
                                        "state": {"running": {"startedAt": started}}})
                 self._status()
-                while proc.poll() is None and not self.terminating.wait(0.2):
+                while not container_ended(proc) and not self.terminating.wait(0.2):
                     pass
                 if self.terminating.is_set():
                     return False
@@ -368,7 +383,7 @@ class PodRunner:
                         policy == "OnFailure" and c.last_exit["exitCode"] != 0)
                     if again and t >= c.next_start:
                         self._start_container(c)
-                elif c.proc.poll() is not None:
+                elif container_ended(c.proc):
                     self._container_exited(c, policy)
                 else:
                     self._probe(c)
@@ -376,7 +391,6 @@ class PodRunner:
                 self._status(phase="Succeeded" if all(
                     c.last_exit and c.last_exit["exitCode"] == 0
                     for c in self._mains()) else "Failed")
-                self.terminating.wait()
                 return
             self._status()
             self.terminating.wait(0.5)
@@ -520,7 +534,7 @@ class PodRunner:
         ``FailedPreStopHook`` when it fails), then SIGTERM with what is left of the grace
         period (at least 2 s), then SIGKILL."""
         proc = c.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None or container_ended(proc):
             return
         pre_stop = (c.spec.get("lifecycle") or {}).get("preStop")
         if run_pre_stop and pre_stop and grace_s > 0:
@@ -535,12 +549,11 @@ class PodRunner:
                              daemon=True).start()
             done.wait(grace_s)
             grace_s = hooks.grace_after_prestop(grace_s, int(time.monotonic() - started))
-        stop_group(proc, grace_s)
-        proc.wait()
+        stop_container(proc, grace_s)
 
     def _stop_all(self) -> None:
         for c in self.containers.values():
-            if c.proc is not None and c.proc.poll() is None:
+            if c.proc is not None and c.proc.returncode is None:
                 self._post_event("Normal", "Killing", f"Stopping container {c.spec['name']}")
         threads = [threading.Thread(target=self._kill, args=(c, self.grace_s), daemon=True)
                    for c in self.containers.values()]
@@ -579,6 +592,7 @@ class PodRunner:
         inits = [c["name"] for c in self.pod["spec"].get("initContainers") or []]
         if phase is None:
             phase = "Running" if any(c.proc is not None for c in mains) else "Pending"
+        self.finished = phase in ("Succeeded", "Failed")
         conds = {
             "PodReadyToStartContainers": (self.net is not None, None, None),
             "Initialized": (self.init_done, "ContainersNotInitialized",
