@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from upstream_run import run_leftovers, start_upstream
+from upstream_run import harness_cli, run_leftovers, start_upstream
 
 from harness.upstream.sweep import run_processes
 
@@ -141,9 +141,8 @@ def test_sigterm_while_kserve_comes_up_stops_at_once_and_leaves_nothing(
     state_dir.mkdir()
     log = tmp_path / "up.log"
     with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "harness", "cluster", "up",
-                                 "--upstream", "--serving", "--state-dir", str(state_dir)],
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = harness_cli("cluster", "up", "--upstream", "--serving", "--state-dir",
+                           str(state_dir), stdout=fh, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while "KServe kserve-controller-manager Ready ..." not in log.read_text():
