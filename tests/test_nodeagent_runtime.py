@@ -196,6 +196,11 @@ def test_volumes_shared_by_init_and_main_prestop_before_term_and_previous_logs(
         assert [e for e in api.events if e["reason"].startswith("Failed")] == []
         assert log.read_text() == "from-init\nhello\n"
         # the init container is reported running, then terminated; Initialized only then
+        # (the status after the main container's start can follow its first output: the
+        # postStart hook runs in between)
+        _until("the init container reported terminated", lambda: any(
+            "terminated" in (s.get("initContainerStatuses") or [{"state": {}}])[0]["state"]
+            for s in list(api.statuses)))
         with api.lock:
             seen = [(s["initContainerStatuses"][0]["state"].keys() if
                      s.get("initContainerStatuses") else set(),
