@@ -327,10 +327,9 @@ def test_sigterm_goes_to_the_first_process_only_and_its_children_die_with_it(
     gone = threading.Event()
     runner = _runner(pod, api, net, tmp_path, gone)
     try:
-        _until("the container", lambda: runner.containers.get("main")
-               and runner.containers["main"].log.exists())
-        log = runner.containers["main"].log
-        leader = runner.containers["main"].proc.pid
+        container = _until("the container", lambda: runner.containers.get("main"))
+        leader = _until("its first process", lambda: container.proc and container.proc.pid)
+        log = container.log
         child_pid = _until("the container's child", lambda: next(
             (pid for pid in _group(leader) if pid != leader
              and b"child got TERM" in _cmdline(pid)), None))
