@@ -43,6 +43,16 @@ sys.exit(main(["cluster", "up", "--local", "--state-dir", str(marks / "state")])
 """
 
 
+def _number_in(path: Path) -> int | None:
+    """The number a process wrote to ``path``; None until it is there (the file exists,
+    empty, before its content is written: seen as ``int('')`` failing)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.strip().isdigit() else None
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -73,10 +83,9 @@ def _start(tmp_path: Path, stop_s: float,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started.append(proc)
     deadline = time.monotonic() + 60
-    while not (tmp_path / "port").exists():
+    while (port := _number_in(tmp_path / "port")) is None:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    port = int((tmp_path / "port").read_text())
     assert _listening(port)
     return proc, port
 
@@ -129,8 +138,12 @@ def test_an_interrupted_build_stops_go_and_its_children(tmp_path) -> None:
     go.chmod(0o755)
     target = tmp_path / "target" / "bin"
     target.mkdir(parents=True)
+    # SIGINT back to Python's default: a shell without job control starts background jobs
+    # with SIGINT ignored, which a child inherits (seen when .ci/run ran under nohup ... &)
     code = textwrap.dedent(f"""
+        import signal
         import sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from harness.upstream import build
         build._build_one({str(go)!r}, build.components()[0], build.Path({str(target)!r}),
                          sys.stdout, 0)
@@ -138,10 +151,10 @@ def test_an_interrupted_build_stops_go_and_its_children(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not (pids / "go").exists() or not (pids / "child").exists():
+    while (go_pid := _number_in(pids / "go")) is None or \
+            (child_pid := _number_in(pids / "child")) is None:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    go_pid, child_pid = (int((pids / n).read_text()) for n in ("go", "child"))
     try:
         proc.send_signal(signal.SIGINT)   # Ctrl-C (or the cluster's StartInterrupted)
         _, err = proc.communicate(timeout=30)
