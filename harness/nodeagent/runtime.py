@@ -327,6 +327,7 @@ class PodRunner:
             c = Container(spec, self.images[spec["name"]], self.dir / spec["name"] / "0.log")
             self.containers[spec["name"]] = c
             attempt = 0
+            last: dict[str, Any] = {}   # kubelet's lastState: the previous instance's end
             while not self.terminating.is_set():
                 started = format_time()
                 try:
@@ -336,7 +337,7 @@ class PodRunner:
                     return False
                 self._set_init_status({"name": spec["name"], "image": spec["image"],
                                        "imageID": "", "ready": False, "restartCount": attempt,
-                                       "started": True,
+                                       "started": True, "lastState": last,
                                        "state": {"running": {"startedAt": started}}})
                 self._status()
                 while not container_ended(proc) and not self.terminating.wait(0.2):
@@ -348,8 +349,10 @@ class PodRunner:
                         "startedAt": started, "finishedAt": format_time()}
                 status = {"name": spec["name"], "image": spec["image"], "imageID": "",
                           "ready": code == 0, "restartCount": attempt,
-                          "started": False, "state": {"terminated": term}}
+                          "started": False, "state": {"terminated": term},
+                          "lastState": last}
                 self._set_init_status(status)
+                last = {"terminated": term}
                 if code == 0:
                     break
                 attempt += 1

@@ -79,7 +79,13 @@ def test_kserve_sdk_creates_waits_predicts_and_deletes(served: Upstream,  # noqa
         predictor = status["components"]["predictor"]
         assert predictor["url"] == url, shown
         assert predictor["latestReadyRevision"] == predictor["latestCreatedRevision"], shown
-        assert status["modelStatus"]["transitionStatus"] == "UpToDate", shown
+        # KServe's modelStatus may still say InProgress just after Ready: bounded wait
+        deadline = time.monotonic() + 60
+        while status["modelStatus"]["transitionStatus"] != "UpToDate" and \
+                time.monotonic() < deadline:
+            time.sleep(1)
+            status = served.json("get", "isvc", "sdk-linear", "-n", namespace)["status"]
+        assert status["modelStatus"]["transitionStatus"] == "UpToDate", json.dumps(status)
         # served by our ClusterServingRuntime's container (no image in the SDK's object)
         ksvc = served.json("get", "ksvc", "sdk-linear-predictor", "-n", namespace)
         container = ksvc["spec"]["template"]["spec"]["containers"][0]

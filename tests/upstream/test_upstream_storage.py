@@ -289,11 +289,16 @@ def test_missing_s3_model_fails_the_init_container(upstream: Any,
         return p if inits and inits[0]["restartCount"] >= 1 else None
     p = _until("the storage initializer failed twice", retried, timeout=120)
     init = p["status"]["initContainerStatuses"][0]
-    assert init["state"]["terminated"]["exitCode"] == 1
+    # restarted: running again or failed again, the last exit 1 either way
+    last = init["state"].get("terminated") or init["lastState"]["terminated"]
+    assert last["exitCode"] == 1, init
     assert p["status"]["phase"] == "Pending"
     main = p["status"]["containerStatuses"][0]
     assert main["state"]["waiting"]["reason"] == "PodInitializing" and not main["ready"]
-    log = upstream.kubectl("logs", "-n", ns, "missing", "-c", "storage-initializer").stdout
+    # the failed instance's log: the current one's, or the previous one's once it restarted
+    previous = ["--previous"] if "terminated" not in init["state"] else []
+    log = upstream.kubectl("logs", "-n", ns, "missing", "-c", "storage-initializer",
+                           *previous).stdout
     assert "Failed to fetch model. No model found in linear/v9." in log
     upstream.kubectl("delete", "pod", "-n", ns, "missing", "--wait=false")
 
