@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.nodeagent import atomic_writer, hooks, mounts, volumes
+from harness.nodeagent import atomic_writer, childproc, hooks, mounts, volumes
 from harness.nodeagent.atomic_writer import File
 from harness.nodeagent.downward import field_value, format_map, go_quote, resource_value
 
@@ -334,17 +334,17 @@ def test_an_empty_cmdline_is_not_past_the_mount_setup() -> None:
     child = subprocess.Popen(["true"])
     try:
         deadline = time.monotonic() + 10
-        while not hooks.exited(child.pid) and time.monotonic() < deadline:
+        while not childproc.exited(child.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert Path(f"/proc/{child.pid}/cmdline").read_bytes() == b""   # the zombie
-        assert hooks.exited(child.pid)
+        assert childproc.exited(child.pid)
         assert not hooks.runs_command(child.pid)
         t0 = time.monotonic()
         assert not hooks.wait_for_command(child.pid, timeout=5)
         assert time.monotonic() - t0 < 1            # an exited process ends the wait
     finally:
         child.wait()
-    assert hooks.exited(child.pid)                  # reaped: gone
+    assert childproc.exited(child.pid)                  # reaped: gone
 
 
 def test_logs_previous_is_kubelets_bad_request(tmp_path: Path) -> None:

@@ -62,9 +62,10 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     proc.wait()
 
 
-def _exited(pid: int) -> bool:
-    """Whether the child ``pid`` has ended, without reaping it: while it is a zombie its pid
-    (the id of its process group) cannot be given to another process."""
+def exited(pid: int) -> bool:
+    """Whether the child ``pid`` has ended (a zombie, or reaped), without reaping it: while
+    it is a zombie its pid (the id of its process group) cannot be given to another
+    process."""
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
@@ -77,7 +78,7 @@ def container_ended(proc: subprocess.Popen[bytes]) -> bool:
     PID namespace) before the first process is reaped."""
     if proc.returncode is not None:
         return True
-    if not _exited(proc.pid):
+    if not exited(proc.pid):
         return False
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -89,13 +90,13 @@ def stop_container(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     """A container runtime's stop: SIGTERM to the container's first process only (not its
     children: they get what it passes on), SIGKILL to it after ``grace_s``; then SIGKILL to
     whatever is left of its process group, and reaped (:func:`container_ended`)."""
-    if proc.returncode is None and not _exited(proc.pid):
+    if proc.returncode is None and not exited(proc.pid):
         with suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while not _exited(proc.pid) and time.monotonic() < deadline:
+        while not exited(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not _exited(proc.pid):
+        if not exited(proc.pid):
             with suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
     while not container_ended(proc):

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from harness.nodeagent.childproc import exited
+
 LIFECYCLE_AGENT = "kube-lifecycle/1.34"
 MIN_GRACE_S = 2.0
 
@@ -48,21 +50,12 @@ def runs_command(pid: int) -> bool:
     return argv[:2] != [b"ip", b"netns"] and not any(a.endswith(b"mountns.py") for a in argv)
 
 
-def exited(pid: int) -> bool:
-    """Whether process ``pid`` is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
 def wait_for_command(pid: int, timeout: float = 10.0) -> bool:
     """Wait until :func:`runs_command`, so a hook sees the container as a runtime would
     have created it; False when it exited or the wait ran out."""
     deadline = time.monotonic() + timeout
     while not runs_command(pid):
-        if time.monotonic() > deadline or exited(pid):
+        if time.monotonic() > deadline or exited(pid):   # pid: the agent's own child
             return False
         time.sleep(0.02)
     return True

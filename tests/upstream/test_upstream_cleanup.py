@@ -61,6 +61,18 @@ def _sleepers(run: str) -> list[int]:
     return found
 
 
+def _kill_then_gc(proc: subprocess.Popen[str], always: bool = False) -> None:
+    """A test's clean-up: a ``cluster up`` still running is killed and ``harness gc`` sweeps
+    what it left (``always``: sweep even when it had ended, as after the SIGKILL case)."""
+    alive = proc.poll() is None
+    if alive:
+        proc.kill()
+        proc.wait(30)
+    if alive or always:
+        subprocess.run([sys.executable, "-m", "harness", "gc", "--local-only"],
+                       capture_output=True, timeout=120)
+
+
 def _everything_there(run: str, state_dir: Path) -> None:
     """What the checks below expect gone is really there while the run lives."""
     there = run_leftovers(run, state_dir)
@@ -103,11 +115,7 @@ def test_sigkill_then_harness_gc_removes_everything(tmp_path: Path, host_lock: N
             left = run_leftovers(run, state_dir)
         assert left == {}, f"harness gc left: {left}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        subprocess.run([sys.executable, "-m", "harness", "gc", "--local-only"],
-                       capture_output=True, timeout=120)
+        _kill_then_gc(proc, always=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -126,11 +134,7 @@ def test_ctrl_c_and_sigterm_leave_nothing(tmp_path: Path, host_lock: None,
         log = state_dir.with_name("state.log").read_text()
         assert "Traceback" not in log, log[-3000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-            subprocess.run([sys.executable, "-m", "harness", "gc", "--local-only"],
-                           capture_output=True, timeout=120)
+        _kill_then_gc(proc)
 
 
 def test_sigterm_while_kserve_comes_up_stops_at_once_and_leaves_nothing(
@@ -162,8 +166,4 @@ def test_sigterm_while_kserve_comes_up_stops_at_once_and_leaves_nothing(
         assert took < 30, f"took {took:.1f} s"
         assert run_leftovers(run, state_dir) == {}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-            subprocess.run([sys.executable, "-m", "harness", "gc", "--local-only"],
-                           capture_output=True, timeout=120)
+        _kill_then_gc(proc)
